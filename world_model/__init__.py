@@ -1,0 +1,1 @@
+"""Frozen V-JEPA 2 encoder, feature cache and action-conditioned predictor."""
