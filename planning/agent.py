@@ -1,0 +1,211 @@
+"""The user-facing planning agent: observation + goal in, one action out (receding-horizon MPC).
+
+Each ``act`` encodes the current frame, plans a short action sequence with CEM against the
+(cached) goal features, and returns its first action; the rest of the plan warm-starts the next
+search. Frames of any size are resized to the model's input size, so any env render size works.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cem import shift_plan
+from .energy import normalize_reps
+from .errors import InvalidObservationError
+from .imagine import Context
+from .planner import LatentPlanner, PlannerConfig, PlanResult
+from .protocols import Predictor
+
+GOAL_CACHE_SIZE = 32
+
+
+class WorldModelLike(Protocol):
+    """What the agent needs from ``world_model.WorldModel``."""
+
+    predictor: Predictor
+    image_size: int
+    planner: dict[str, Any]
+    info: dict[str, Any]
+
+    def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor: ...
+
+
+def _default_advance_state() -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None:
+    try:
+        from envs.proprio import advance_state
+    except ImportError:  # envs without a kinematic model: states are held at the observed value
+        return None
+    return advance_state
+
+
+def _check_frame(pixels: Any, what: str) -> np.ndarray:
+    if isinstance(pixels, torch.Tensor):
+        pixels = pixels.detach().cpu().numpy()
+    if not isinstance(pixels, np.ndarray):
+        raise InvalidObservationError(f"{what} pixels must be a uint8 array [H, W, 3], got {type(pixels).__name__}; pass the env's observation")
+    if pixels.dtype != np.uint8:
+        raise InvalidObservationError(f"{what} pixels must have dtype uint8, got {pixels.dtype}; convert with (x * 255).round().astype(np.uint8)")
+    if pixels.ndim != 3 or pixels.shape[-1] != 3 or min(pixels.shape[:2]) < 1:
+        raise InvalidObservationError(f"{what} pixels must have shape [H, W, 3], got {tuple(pixels.shape)}; pass one RGB frame")
+    return pixels
+
+
+def _check_state(state: Any, what: str, state_dim: int) -> np.ndarray:
+    try:
+        arr = np.asarray(state.detach().cpu() if isinstance(state, torch.Tensor) else state, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidObservationError(f"{what} state is not numeric ({exc}); pass a float vector") from None
+    if arr.ndim != 1 or arr.shape[0] < state_dim:
+        raise InvalidObservationError(f"{what} state must be a vector with at least {state_dim} entries, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidObservationError(f"{what} state contains NaN or inf; reset the environment")
+    return arr[:state_dim]
+
+
+def _split(obs: Any, what: str) -> tuple[Any, Any]:
+    if not isinstance(obs, Mapping) or "pixels" not in obs:
+        raise InvalidObservationError(f"{what} must be a dict with 'pixels' (and 'state'), got {type(obs).__name__}")
+    return obs["pixels"], obs.get("state")
+
+
+class Agent:
+    """Latent MPC agent: ``act(obs, goal) -> action [A] float32``.
+
+    ``action_scale``: per-dim action maxima of the env (``env.unwrapped.action_scale``); with the
+    kinematic model ``advance_state(state, action, action_scale)`` it gives the proprioceptive state
+    of imagined frames. Without one, the world model's ``info["action_scale"]`` is used, and failing
+    that, imagined states are held at the observed state (with a warning).
+    """
+
+    def __init__(
+        self,
+        world_model: WorldModelLike,
+        config: PlannerConfig | None = None,
+        action_scale: np.ndarray | None = None,
+        advance_state: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        self.world_model = world_model
+        self.config = config or PlannerConfig.from_flat(getattr(world_model, "planner", None))
+        info = getattr(world_model, "info", {}) or {}
+        self.action_dim = int(info.get("action_dim", 7))
+        self.state_dim = int(info.get("state_dim", 7))
+        self._advance_fn = advance_state if advance_state is not None else _default_advance_state()
+        self._goal_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._warned = False
+        self.set_action_scale(action_scale if action_scale is not None else info.get("action_scale"))
+        self.reset()
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path = "default", action_scale: np.ndarray | None = None, **planner_overrides: Any) -> "Agent":
+        """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply."""
+        from world_model import load_world_model
+
+        wm = load_world_model(model)
+        config = PlannerConfig.from_flat(getattr(wm, "planner", None), planner_overrides)
+        return cls(wm, config, action_scale=action_scale)
+
+    # -- state -------------------------------------------------------------------------------------
+    def set_action_scale(self, action_scale: np.ndarray | None) -> None:
+        """Bind the env's action maxima so imagined states follow the planned actions."""
+        self.action_scale = None if action_scale is None else np.asarray(action_scale, dtype=np.float64).reshape(-1)
+        if self.action_scale is not None and self._advance_fn is not None:
+            self.planner = LatentPlanner(self.world_model.predictor, functools.partial(self._advance_fn, action_scale=self.action_scale), self.config)
+        else:
+            self.planner = LatentPlanner(self.world_model.predictor, None, self.config)
+
+    def reset(self, action_scale: np.ndarray | None = None) -> None:
+        """Start a new episode: forget history and the previous plan, reseed the search."""
+        if action_scale is not None:
+            self.set_action_scale(action_scale)
+        self._feats: list[torch.Tensor] = []  # each [N, D]
+        self._states: list[np.ndarray] = []
+        self._actions: list[np.ndarray] = []
+        self._queue: list[np.ndarray] = []
+        self._prev_plan: torch.Tensor | None = None
+        self.generator = torch.Generator().manual_seed(int(self.config.cem.seed))
+        self.last_energy: float | None = None
+        self.last_plan: PlanResult | None = None
+
+    def clear_plan(self) -> None:
+        """Drop the queued actions and warm start (the goal changed, e.g. the next sub-goal)."""
+        self._queue = []
+        self._prev_plan = None
+
+    # -- features ----------------------------------------------------------------------------------
+    def _resize(self, pixels: np.ndarray) -> np.ndarray:
+        size = int(self.world_model.image_size)
+        if pixels.shape[:2] == (size, size):
+            return pixels
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()  # [1, 3, H, W]
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+    def encode(self, pixels: np.ndarray) -> torch.Tensor:
+        """Layer-normed (if the predictor expects it) features of one frame: ``[N, D]`` fp32."""
+        z = self.world_model.encode(self._resize(pixels)[None])[0].float()  # [N, D]
+        return normalize_reps(z) if self.config.normalize_inputs else z
+
+    def goal_features(self, pixels: np.ndarray) -> torch.Tensor:
+        """Layer-normed goal features ``[N, D]``, cached per goal image (goals repeat every step)."""
+        key = (pixels.shape, hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).hexdigest())
+        if key in self._goal_cache:
+            self._goal_cache.move_to_end(key)
+            return self._goal_cache[key]
+        z = normalize_reps(self.world_model.encode(self._resize(pixels)[None])[0])
+        self._goal_cache[key] = z
+        while len(self._goal_cache) > GOAL_CACHE_SIZE:
+            self._goal_cache.popitem(last=False)
+        return z
+
+    # -- acting ------------------------------------------------------------------------------------
+    def act(self, obs: Mapping[str, Any], goal: Mapping[str, Any]) -> np.ndarray:
+        """Next action for ``obs`` towards ``goal`` (both env observation dicts)."""
+        pixels, state = _split(obs, "observation")
+        pixels = _check_frame(pixels, "observation")
+        if state is None:
+            raise InvalidObservationError("observation has no 'state'; pass the env's observation dict")
+        state = _check_state(state, "observation", self.state_dim)
+        goal_pixels, goal_state = _split(goal, "goal")
+        goal_pixels = _check_frame(goal_pixels, "goal")
+        goal_state = None if goal_state is None else _check_state(goal_state, "goal", self.state_dim)
+
+        c = self.config.context_frames
+        self._feats = (self._feats + [self.encode(pixels)])[-c:]
+        self._states = (self._states + [state])[-c:]
+        self._actions = self._actions[-(len(self._feats) - 1):] if len(self._feats) > 1 else []
+        if not self._queue:
+            self._replan(goal_pixels, goal_state)
+        action = self._queue.pop(0)
+        self._actions.append(action.copy())
+        return action
+
+    def _replan(self, goal_pixels: np.ndarray, goal_state: np.ndarray | None) -> None:
+        if self.action_scale is None and self._advance_fn is not None and not self._warned:
+            warnings.warn("Agent has no action_scale: imagined states are held at the observed state; "
+                          "call agent.reset(action_scale=env.unwrapped.action_scale)", stacklevel=3)
+            self._warned = True
+        context = Context(
+            torch.stack(self._feats),  # [C, N, D]
+            torch.from_numpy(np.stack(self._states)).float(),  # [C, K]
+            torch.from_numpy(np.stack(self._actions[-(len(self._feats) - 1):])).float() if len(self._feats) > 1 else torch.zeros(0, self.action_dim),
+        )
+        init = shift_plan(self._prev_plan) if (self.config.cem.warm_start and self._prev_plan is not None) else None
+        goal_t = None if goal_state is None else torch.from_numpy(goal_state).float()
+        result = self.planner.plan(context, self.goal_features(goal_pixels), self.action_dim, goal_t, init, self.generator)
+        steps = self.config.execute_steps
+        self._prev_plan = torch.from_numpy(result.actions)
+        if steps > 1:  # warm start from what remains after executing `steps` actions
+            for _ in range(steps - 1):
+                self._prev_plan = shift_plan(self._prev_plan)
+        self._queue = [a.astype(np.float32) for a in result.actions[:steps]]
+        self.last_energy = result.energy
+        self.last_plan = result
