@@ -1,0 +1,456 @@
+"""V-JEPA mask-denoising pretraining of a small encoder on simulator video.
+
+Why pretrain at all: the V-JEPA 2 encoders are far too slow for CPU planning, and a randomly
+initialised small ViT encodes pixels, not the scene. The V-JEPA recipe makes a small encoder
+predictive of *where things are* from video alone: a context encoder sees only the tokens left by
+multi-block masks (:mod:`world_model.masks`), a narrow predictor fills in the masked tokens'
+features at their (t, h, w) positions, and the targets are the layer-normed features of an EMA copy
+of the encoder on the full clip (L1 loss). The EMA target (momentum 0.996 -> 1) is what prevents the
+trivial constant solution; the collapse monitor (per-dimension std and effective rank of the targets)
+shows whether it did.
+
+The training state (weights, EMA, optimizer, RNG, step) is checkpointed to ``<out>.run/state.pt``
+so a killed run resumes to the same weights as an uninterrupted one: the learning-rate, weight-decay
+and momentum schedules are functions of the step, and all randomness (clip and mask sampling) comes
+from one saved ``torch.Generator``. The final file is the *target* encoder (as officially used for
+evaluation) in our encoder checkpoint format, loadable by ``world_model.load_encoder``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from envs.errors import SimjepaError
+from world_model.checkpoints import load_file, save_file, save_model, weights_hash
+from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
+from world_model.layers import Block, grid_positions
+from world_model.masks import VJEPA_MASKS, sample_multiblock_masks
+from world_model.preprocessing import normalize_frames
+
+STATE_FORMAT = "simjepa/pretrain-state"
+
+
+class PretrainError(SimjepaError):
+    """Bad pretraining input: no data, clips longer than episodes, a run dir from other settings."""
+
+
+@dataclass
+class PretrainConfig:
+    """Every setting that changes the result; stored in the run state and the final checkpoint."""
+
+    encoder: str = "vit_tiny"
+    image_size: int = 64
+    patch_size: int = 8
+    encoder_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"depth": 2} for tests
+    frames: int = 2  # frames per clip; tubelet 2 -> frames/2 token time steps
+    frame_stride: int = 1  # env steps between clip frames
+    still_fraction: float = 0.25  # clips of one repeated frame: how planning encodes observations
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 5e-4
+    start_lr: float = 1e-4
+    final_lr: float = 1e-5
+    warmup_steps: int = 100
+    weight_decay: float = 0.04
+    ema_start: float = 0.996
+    ema_end: float = 1.0
+    pred_dim: int = 96
+    pred_depth: int = 4
+    pred_heads: int = 4
+    seed: int = 0
+    ckpt_every: int = 100
+    log_every: int = 10
+    bf16: bool = True
+
+    def check(self) -> None:
+        if self.encoder not in ENCODER_CONFIGS:
+            raise PretrainError(f"unknown encoder config {self.encoder!r}; choose one of {', '.join(ENCODER_CONFIGS)}")
+        problems = []
+        if self.frames < 2 or self.frames % 2:
+            problems.append(f"--frames {self.frames} must be an even number >= 2 (tubelet size 2)")
+        if self.image_size <= 0 or self.image_size % 16:
+            problems.append(f"--image-size {self.image_size} must be a positive multiple of 16")
+        if self.patch_size <= 0 or self.image_size % self.patch_size:
+            problems.append(f"patch size {self.patch_size} must divide --image-size {self.image_size}")
+        for name in ("steps", "batch_size", "ckpt_every", "log_every", "frame_stride", "pred_depth", "pred_dim"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not (0 < self.lr < 1) or not (0 <= self.start_lr < 1) or not (0 <= self.final_lr < 1):
+            problems.append(f"learning rates must lie in [0, 1) with --lr > 0, got {self.start_lr}/{self.lr}/{self.final_lr}")
+        if not (0 <= self.ema_start <= self.ema_end <= 1):
+            problems.append(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {self.ema_start}..{self.ema_end}")
+        if not (0 <= self.still_fraction <= 1):
+            problems.append(f"still_fraction must lie in [0, 1], got {self.still_fraction}")
+        if self.pred_dim % self.pred_heads:
+            problems.append(f"predictor width {self.pred_dim} is not divisible by {self.pred_heads} heads")
+        if problems:
+            raise PretrainError("; ".join(problems))
+
+    def result_settings(self) -> dict[str, Any]:
+        """Settings that must match for a run directory to be resumed (not the checkpoint cadence)."""
+        d = asdict(self)
+        for k in ("ckpt_every", "log_every"):
+            d.pop(k)
+        return d
+
+
+def build_pretrain_encoder(config: PretrainConfig) -> VideoViT:
+    overrides = {"image_size": config.image_size, "patch_size": config.patch_size, **config.encoder_overrides}
+    return build_encoder(config.encoder, seed=config.seed, **overrides)
+
+
+# --- predictor --------------------------------------------------------------------------------------
+
+
+class MaskPredictor(nn.Module):
+    """Narrow transformer that predicts target features at masked positions from context tokens.
+
+    Mirrors the official ``VisionTransformerPredictor`` with RoPE: project context features to the
+    predictor width, append one learned (zero-initialised) mask token per masked position (a separate
+    token per mask family), run the blocks with every token's (t, h, w) grid position, and project the
+    masked tokens back to the encoder width. No sorting is needed: RoPE positions travel with the
+    tokens and attention is permutation-equivariant.
+    """
+
+    def __init__(self, embed_dim: int, pred_dim: int = 96, depth: int = 4, num_heads: int = 4,
+                 num_mask_tokens: int = 2, seed: int = 0, init_std: float = 0.02):
+        super().__init__()
+        self.predictor_embed = nn.Linear(embed_dim, pred_dim)
+        self.mask_tokens = nn.ParameterList(nn.Parameter(torch.zeros(1, 1, pred_dim)) for _ in range(num_mask_tokens))
+        self.predictor_blocks = nn.ModuleList(Block(pred_dim, num_heads) for _ in range(depth))
+        self.predictor_norm = nn.LayerNorm(pred_dim, eps=1e-6)
+        self.predictor_proj = nn.Linear(pred_dim, embed_dim)
+        gen = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.trunc_normal_(m.weight, std=init_std, a=-2.0, b=2.0, generator=gen)
+                    nn.init.zeros_(m.bias)
+            for layer_id, blk in enumerate(self.predictor_blocks, start=1):
+                blk.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
+                blk.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
+
+    def forward(self, context: torch.Tensor, keep: torch.Tensor, pred: torch.Tensor,
+                positions: torch.Tensor, mask_index: int = 0) -> torch.Tensor:
+        """``context [B, K, D]`` at token indices ``keep [B, K]`` -> predictions ``[B, M, D]`` at ``pred [B, M]``.
+
+        ``positions [N, 3]`` are the (t, h, w) of every token of the clip's grid.
+        """
+        b, m = pred.shape
+        x = self.predictor_embed(context)  # [B, K, d]
+        tokens = self.mask_tokens[mask_index % len(self.mask_tokens)].expand(b, m, -1)  # [B, M, d]
+        x = torch.cat([x, tokens.to(x.dtype)], dim=1)  # [B, K+M, d]
+        pos = positions[torch.cat([keep, pred], dim=1)]  # [B, K+M, 3]
+        for blk in self.predictor_blocks:
+            x = blk(x, pos)
+        return self.predictor_proj(self.predictor_norm(x[:, keep.shape[1]:]))  # [B, M, D]
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+def load_episode_frames(dirs: Sequence[str | os.PathLike], image_size: int) -> list[np.ndarray]:
+    """All complete episodes' frames from collected datasets, resized once to ``image_size``.
+
+    Returns one uint8 ``[T+1, S, S, 3]`` array per episode. Resizing here (antialiased, like the
+    encoder's preprocessing) keeps the in-memory set small and the training step free of it.
+    """
+    from envs import episodes as ep
+
+    out: list[np.ndarray] = []
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise PretrainError(f"--data {d} is not a directory; collect episodes first with `simjepa collect --out {d}`")
+        ep.read_manifest(d)
+        for i in ep.complete_episode_indices(d):
+            frames = ep.load_episode(d, i)[0]  # [T+1, H, W, 3] uint8
+            if frames.shape[1:3] != (image_size, image_size):
+                x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+                x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+                frames = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            out.append(np.ascontiguousarray(frames))
+    if not out:
+        raise PretrainError(f"no complete episodes in {', '.join(map(str, dirs))}; run `simjepa collect` first")
+    return out
+
+
+class ClipSampler:
+    """Random short clips from in-memory episodes, drawn from a caller's generator (resumable)."""
+
+    def __init__(self, episodes: Sequence[np.ndarray], frames: int, stride: int = 1, still_fraction: float = 0.0):
+        span = (frames - 1) * stride + 1
+        self.episodes = [torch.from_numpy(e) for e in episodes if len(e) >= span]
+        if not self.episodes:
+            longest = max((len(e) for e in episodes), default=0)
+            raise PretrainError(
+                f"no episode has the {span} frames a clip needs (longest has {longest}); "
+                f"collect longer episodes or lower --frames"
+            )
+        self.frames, self.stride, self.still_fraction = frames, stride, still_fraction
+        self.span = span
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """uint8 ``[B, F, H, W, 3]``."""
+        ep = torch.randint(0, len(self.episodes), (batch_size,), generator=generator).tolist()
+        u = torch.rand(batch_size, generator=generator).tolist()
+        still = torch.rand(batch_size, generator=generator).lt(self.still_fraction).tolist()
+        clips = []
+        for e, ui, s in zip(ep, u, still):
+            frames = self.episodes[e]
+            start = int(ui * (len(frames) - self.span + 1))
+            if s:
+                idx = [start] * self.frames
+            else:
+                idx = list(range(start, start + self.span, self.stride))
+            clips.append(frames[idx])
+        return torch.stack(clips)
+
+
+def clips_to_input(clips: torch.Tensor, image_size: int) -> torch.Tensor:
+    """uint8 ``[B, F, H, W, 3]`` -> normalised encoder input ``[B, 3, F, S, S]`` (official transform)."""
+    b, f = clips.shape[:2]
+    x = normalize_frames(clips.flatten(0, 1), image_size)  # [B*F, 3, S, S]
+    return x.unflatten(0, (b, f)).transpose(1, 2).contiguous()
+
+
+# --- schedules and monitors -------------------------------------------------------------------------
+
+
+def lr_at(step: int, c: PretrainConfig) -> float:
+    """Linear warm-up start_lr -> lr, then cosine lr -> final_lr (official WarmupCosineSchedule)."""
+    if step < c.warmup_steps:
+        return c.start_lr + (c.lr - c.start_lr) * step / max(1, c.warmup_steps)
+    progress = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
+    return c.final_lr + (c.lr - c.final_lr) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def momentum_at(step: int, c: PretrainConfig) -> float:
+    """EMA momentum rising linearly from ema_start to ema_end over the run (I-JEPA/V-JEPA)."""
+    return c.ema_start + (c.ema_end - c.ema_start) * step / max(1, c.steps)
+
+
+@torch.no_grad()
+def effective_rank(features: torch.Tensor) -> float:
+    """exp(entropy of the normalised singular values) of centred ``[N, D]`` features (Roy & Vetterli).
+
+    1 for a collapsed (rank-one) set, up to min(N, D) when every direction is used equally.
+    """
+    x = features.float()
+    x = x - x.mean(0, keepdim=True)
+    s = torch.linalg.svdvals(x)
+    if float(s.sum()) <= 0:
+        return 0.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def collapse_stats(targets: torch.Tensor) -> dict[str, float]:
+    """Per-dimension std (over all tokens of the batch) and effective rank of ``[B, N, D]`` targets."""
+    flat = targets.float().flatten(0, 1)  # [B*N, D]
+    return {"target_std": float(flat.std(0).mean()), "target_erank": effective_rank(flat)}
+
+
+# --- training ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainResult:
+    out: Path
+    steps: int
+    final_loss: float
+    seconds: float
+    log: Path
+
+
+def run_dir_for(out: str | os.PathLike) -> Path:
+    """Where a run's resumable state and JSONL log live: next to the final checkpoint."""
+    out = Path(out)
+    return out.with_name(out.name + ".run")
+
+
+def _param_groups(*modules: nn.Module) -> list[dict[str, Any]]:
+    """Weight decay on matrices only (official ``init_opt``: biases and norms excluded)."""
+    decay, no_decay = [], []
+    for mod in modules:
+        for name, p in mod.named_parameters():
+            (no_decay if name.endswith("bias") or p.ndim == 1 else decay).append(p)
+    return [{"params": decay, "decay": True}, {"params": no_decay, "decay": False, "weight_decay": 0.0}]
+
+
+class _Trainer:
+    def __init__(self, config: PretrainConfig):
+        self.c = config
+        self.encoder = build_pretrain_encoder(config)
+        self.target = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.predictor = MaskPredictor(
+            self.encoder.embed_dim, config.pred_dim, config.pred_depth, config.pred_heads,
+            num_mask_tokens=len(VJEPA_MASKS), seed=config.seed,
+        )
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.encoder, self.predictor), lr=config.lr, weight_decay=config.weight_decay,
+            betas=(0.9, 0.999), eps=1e-8,
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        grid = self.encoder.grid(config.frames, config.image_size, config.image_size)
+        self.grid = grid
+        self.positions = grid_positions(*grid)  # [N, 3]
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT, "settings": self.c.result_settings(), "step": self.step,
+            "encoder": self.encoder.state_dict(), "target": self.target.state_dict(),
+            "predictor": self.predictor.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state(self, state: dict[str, Any], path: Path) -> None:
+        if state.get("format") != STATE_FORMAT:
+            raise PretrainError(f"{path} is not a pretraining state file; delete it or choose another --out")
+        if state.get("settings") != self.c.result_settings():
+            old, new = state.get("settings", {}), self.c.result_settings()
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise PretrainError(
+                f"{path} belongs to a run with other settings ({', '.join(diff)} differ); "
+                f"rerun with the same settings to resume, or choose another --out"
+            )
+        self.encoder.load_state_dict(state["encoder"])
+        self.target.load_state_dict(state["target"])
+        self.predictor.load_state_dict(state["predictor"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+
+    def train_step(self, sampler: ClipSampler) -> dict[str, float]:
+        c = self.c
+        lr = lr_at(self.step, c)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+            group["weight_decay"] = c.weight_decay if group["decay"] else 0.0
+        clips = clips_to_input(sampler.sample(c.batch_size, self.generator), c.image_size)  # [B, 3, F, S, S]
+        masks = sample_multiblock_masks(self.grid, c.batch_size, self.generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
+            with torch.no_grad():
+                h = self.target(clips)  # [B, N, D]
+                h = F.layer_norm(h.float(), (h.shape[-1],))
+            losses = []
+            for i, (keep, pred) in enumerate(masks):
+                z = self.encoder(clips, keep=keep)  # [B, K, D]
+                p = self.predictor(z, keep, pred, self.positions, mask_index=i)  # [B, M, D]
+                target = torch.gather(h, 1, pred.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, M, D]
+                losses.append((p.float() - target).abs().mean())
+            loss = torch.stack(losses).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        m = momentum_at(self.step, c)
+        with torch.no_grad():
+            tgt = list(self.target.parameters())
+            torch._foreach_mul_(tgt, m)
+            torch._foreach_add_(tgt, list(self.encoder.parameters()), alpha=1.0 - m)
+        self.step += 1
+        row = {"step": self.step, "loss": float(loss.detach()), "lr": lr, "momentum": m}
+        if self.step % c.log_every == 0 or self.step == c.steps:
+            row.update(collapse_stats(h))
+        return row
+
+
+def _truncate_log(log: Path, step: int) -> None:
+    """Drop log rows past the resumed step so the JSONL reads as one uninterrupted run."""
+    if not log.exists():
+        return
+    rows = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    _write_text_atomic(log, "".join(r + "\n" for r in rows))
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def pretrain(
+    config: PretrainConfig,
+    episodes: Sequence[np.ndarray],
+    out: str | os.PathLike,
+    progress: bool = True,
+    on_step: Callable[[dict[str, float]], None] | None = None,
+    data: Sequence[str] = (),
+) -> PretrainResult:
+    """Pretrain (or resume) and write the final encoder checkpoint to ``out``.
+
+    ``episodes``: uint8 frames ``[T+1, S, S, 3]`` per episode (see :func:`load_episode_frames`).
+    ``on_step`` sees every step's log row (after the step; checkpoints are written before it runs).
+    ``data`` only records where the episodes came from in the checkpoint.
+    """
+    from tqdm import tqdm
+
+    config.check()
+    out = Path(out)
+    run = run_dir_for(out)
+    run.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = run / "state.pt", run / "log.jsonl"
+    trainer = _Trainer(config)
+    if state_path.exists():
+        trainer.load_state(load_file(state_path), state_path)
+    _truncate_log(log_path, trainer.step)
+    sampler = ClipSampler(episodes, config.frames, config.frame_stride, config.still_fraction)
+    prior = json.loads((run / "timing.json").read_text()).get("seconds", 0.0) if (run / "timing.json").exists() else 0.0
+    t0 = time.perf_counter()
+    last = {"loss": float("nan")}
+    bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, desc="pretrain", unit="step")
+    with open(log_path, "a") as log:
+        while trainer.step < config.steps:
+            row = trainer.train_step(sampler)
+            last = row
+            if not math.isfinite(row["loss"]):
+                raise PretrainError(f"loss became {row['loss']} at step {row['step']}; lower --lr and rerun with a new --out")
+            if "target_std" in row or trainer.step == config.steps:
+                row["seconds"] = prior + time.perf_counter() - t0
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{row['loss']:.4f}", std=f"{row.get('target_std', float('nan')):.3f}",
+                                erank=f"{row.get('target_erank', float('nan')):.1f}")
+                if row.get("target_std", 1.0) < 1e-3:
+                    tqdm.write(f"warning: target features are collapsing (std {row['target_std']:.2e}) at step {row['step']}")
+            bar.update(1)
+            if trainer.step % config.ckpt_every == 0 or trainer.step == config.steps:
+                save_file(trainer.state(), state_path)
+                _write_text_atomic(run / "timing.json", json.dumps({"seconds": prior + time.perf_counter() - t0}))
+            if on_step is not None:
+                on_step(row)
+    bar.close()
+    seconds = json.loads((run / "timing.json").read_text())["seconds"] if (run / "timing.json").exists() else 0.0
+    final_loss = last["loss"]
+    if not math.isfinite(final_loss):  # resumed a finished run: report the logged final loss
+        rows = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else []
+        final_loss = rows[-1]["loss"] if rows else float("nan")
+    enc_config = trainer.target.config
+    save_model(
+        out, "encoder", asdict(enc_config), trainer.target,
+        name=f"{config.encoder}-simjepa-pretrained",
+        weights_hash=weights_hash(trainer.target.state_dict()),
+        pretraining={**asdict(config), "data": [str(d) for d in data], "episodes": len(episodes),
+                     "final_loss": final_loss, "seconds": seconds, "steps_done": trainer.step},
+    )
+    return PretrainResult(out=out, steps=trainer.step, final_loss=final_loss, seconds=seconds, log=log_path)
