@@ -53,7 +53,7 @@ def rollout(
     goals = list(subgoals) if subgoals is not None else [info["goal"]]
     current, on_current = 0, 0
     success = bool(info.get("success", False))
-    distance = float(info.get("distance", float("nan")))
+    distance = initial_distance = float(info.get("distance", float("nan")))
     energies: list[float | None] = []
     distances: list[float] = []
     subgoal_idx: list[int] = []
@@ -89,6 +89,7 @@ def rollout(
         "seed": int(seed),
         "success": bool(success),
         "final_distance": distance,
+        "initial_distance": initial_distance,
         "steps": step,
         "seconds_per_action": float(np.mean(act_seconds)) if act_seconds else 0.0,
         "energy": energies,

@@ -1,0 +1,104 @@
+"""One planned episode on disk (``plan-episode``): metrics.json, episode.mp4, optional landscape.png."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .agent import Agent
+from .atomic import write_json
+from .errors import PlannerConfigError
+from .rollout import rollout
+from .video import compose_frame, write_video
+
+PICKPLACE = "simjepa/PickPlace-v0"
+
+
+def load_subgoals(env_id: str, seed: int, render_size: int) -> list[dict[str, np.ndarray]] | None:
+    """Expert-demo sub-goals (grasp, lift, place) for PickPlace; None for tasks planned in one go."""
+    if env_id != PICKPLACE:
+        return None
+    from envs.experts import demo_subgoals
+
+    return list(demo_subgoals(env_id, seed, render_size))
+
+
+def episode_video_frames(metrics: dict[str, Any]) -> list[np.ndarray]:
+    """Annotated side-by-side frames: frame k shows the observation after k actions."""
+    frames = metrics["frames"]
+    out = []
+    for k, (obs, goal) in enumerate(frames):
+        energy = metrics["energy"][k - 1] if k > 0 else None
+        dist = metrics["distance"][k - 1] if k > 0 else metrics.get("initial_distance")
+        lines = [f"step {k}/{metrics['steps']}", "E " + ("-" if energy is None else f"{energy:.4f}"),
+                 "d " + ("-" if dist is None or not np.isfinite(dist) else f"{dist:.3f} m")]
+        if k > 0 and metrics.get("subgoal") and max(metrics["subgoal"]) > 0:
+            lines.append(f"subgoal {metrics['subgoal'][k - 1] + 1}")
+        if k == len(frames) - 1:
+            lines.append("SUCCESS" if metrics["success"] else "not reached")
+        out.append(compose_frame(obs, goal, lines))
+    return out
+
+
+def plan_episode(
+    env_id: str,
+    seed: int,
+    model: str | Path,
+    out: str | Path,
+    planner_overrides: dict[str, Any] | None = None,
+    max_steps: int | None = None,
+    render_size: int = 256,
+    subgoals: bool = True,
+    subgoal_threshold: float | None = None,
+    landscape: bool = False,
+    progress: bool = True,
+    agent: Agent | None = None,
+) -> dict[str, Any]:
+    """Plan one episode with the world model ``model`` and write its video and metrics into ``out``.
+
+    ``agent``: an already built agent to use instead of loading ``model`` (its config wins).
+    """
+    from envs.registration import make_env
+
+    if max_steps is not None and max_steps < 1:
+        raise PlannerConfigError(f"--max-steps {max_steps} must be >= 1")
+    if agent is None:
+        agent = Agent.from_pretrained(model, **(planner_overrides or {}))
+    env = make_env(env_id, render_size=render_size, max_episode_steps=max_steps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        goals = load_subgoals(env_id, seed, render_size) if subgoals else None
+        limit = max_steps or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
+        sub_steps = max(1, limit // len(goals)) if goals else None
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=limit, desc=f"plan {env_id} seed {seed}", unit="step", leave=False)
+
+        def on_step(row: dict[str, Any]) -> None:
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(E=f"{row['energy']:.4f}" if row["energy"] is not None else "-", d=f"{row['distance']:.3f}")
+
+        metrics = rollout(env, agent, seed, max_steps=max_steps, subgoals=goals, subgoal_threshold=subgoal_threshold,
+                          subgoal_steps=sub_steps, record=True, on_step=on_step)
+        if bar is not None:
+            bar.close()
+        if landscape:
+            from .landscape import energy_landscape, plot_landscape
+
+            obs, info = env.reset(seed=seed)
+            agent.reset(action_scale=getattr(env.unwrapped, "action_scale", None))
+            grid = energy_landscape(agent, obs, (goals or [info["goal"]])[0])
+            plot_landscape(grid, out / "landscape.png", title=f"{env_id} seed {seed}: energy of first action")
+    finally:
+        env.close()
+    write_video(out / "episode.mp4", episode_video_frames(metrics))
+    metrics.pop("frames")
+    metrics.update(env=env_id, model=str(model), render_size=render_size, planner=agent.config.to_flat(),
+                   subgoals=0 if goals is None else len(goals))
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,149 @@
+"""Many episodes, one policy: success rate and final distance (``simjepa evaluate``)."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import write_json, write_text
+from .episode import load_subgoals
+from .errors import PlannerConfigError
+
+POLICIES = ("planner", "random", "expert")
+
+# per-process state of a worker: (env, policy, settings)
+_WORKER: dict[str, Any] = {}
+
+
+def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dict[str, Any] | None) -> Any:
+    from .agent import Agent
+    from .policies import ExpertPolicy, RandomPolicy
+
+    if policy == "planner":
+        return Agent.from_pretrained(model, **(planner_overrides or {}))
+    if policy == "random":
+        return RandomPolicy(env)
+    if policy == "expert":
+        return ExpertPolicy(env)
+    raise PlannerConfigError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
+
+
+def _init(settings: dict[str, Any], threads: int | None) -> None:
+    import torch
+
+    from envs.registration import make_env
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    env = make_env(settings["env_id"], render_size=settings["render_size"], max_episode_steps=settings["max_steps"])
+    _WORKER.update(env=env, settings=settings,
+                   policy=make_policy(settings["policy"], env, settings["model"], settings["planner_overrides"]))
+
+
+def _episode(seed: int) -> dict[str, Any]:
+    from .rollout import rollout
+
+    env, policy, st = _WORKER["env"], _WORKER["policy"], _WORKER["settings"]
+    goals = load_subgoals(st["env_id"], seed, st["render_size"]) if st["policy"] == "planner" and st["subgoals"] else None
+    limit = st["max_steps"] or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
+    m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=max(1, limit // len(goals)) if goals else None)
+    energies = [e for e in m["energy"] if e is not None]
+    return {
+        "seed": seed, "success": m["success"], "final_distance": m["final_distance"],
+        "initial_distance": m["initial_distance"], "steps": m["steps"], "seconds_per_action": m["seconds_per_action"],
+        "final_energy": energies[-1] if energies else None,
+    }
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "success_rate": float(np.mean([r["success"] for r in rows])),
+        "mean_final_distance": float(np.mean([r["final_distance"] for r in rows])),
+        "mean_steps": float(np.mean([r["steps"] for r in rows])),
+        "mean_seconds_per_action": float(np.mean([r["seconds_per_action"] for r in rows])),
+    }
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """Summary line plus one table row per episode."""
+    head = (f"**{results['policy']}** on `{results['env']}`, {len(results['episodes'])} episodes from seed "
+            f"{results['seed_start']}: success {results['success_rate']:.0%}, mean final distance "
+            f"{results['mean_final_distance']:.3f} m, {results['mean_seconds_per_action']:.3f} s/action\n\n")
+    lines = ["| seed | success | final distance (m) | initial distance (m) | steps | s/action | final energy |",
+             "|---:|:---:|---:|---:|---:|---:|---:|"]
+    for r in results["episodes"]:
+        e = "-" if r["final_energy"] is None else f"{r['final_energy']:.4f}"
+        lines.append(f"| {r['seed']} | {'yes' if r['success'] else 'no'} | {r['final_distance']:.3f} | "
+                     f"{r['initial_distance']:.3f} | {r['steps']} | {r['seconds_per_action']:.3f} | {e} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def evaluate(
+    env_id: str,
+    episodes: int,
+    seed_start: int = 0,
+    policy: str = "planner",
+    model: str | Path = "default",
+    out: str | Path | None = None,
+    workers: int = 1,
+    planner_overrides: dict[str, Any] | None = None,
+    max_steps: int | None = None,
+    render_size: int = 256,
+    subgoals: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run ``episodes`` seeded episodes (seeds ``seed_start ...``), in ``workers`` processes.
+
+    Each worker loads the env and policy once and uses ``torch.set_num_threads(cores // workers)``
+    so parallel episodes do not oversubscribe the CPU. Writes ``results.json`` and ``results.md``.
+    """
+    if episodes < 1:
+        raise PlannerConfigError(f"--episodes {episodes} must be >= 1")
+    if workers < 1:
+        raise PlannerConfigError(f"--workers {workers} must be >= 1")
+    if policy not in POLICIES:
+        raise PlannerConfigError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
+    settings = dict(env_id=env_id, policy=policy, model=str(model), planner_overrides=planner_overrides or {},
+                    max_steps=max_steps, render_size=render_size, subgoals=subgoals)
+    seeds = list(range(seed_start, seed_start + episodes))
+    workers = min(workers, episodes)
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=episodes, desc=f"evaluate {policy} on {env_id}", unit="ep")
+    rows: list[dict[str, Any]] = []
+    try:
+        if workers == 1:
+            _init(settings, None)
+            for seed in seeds:
+                rows.append(_episode(seed))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(settings, threads)) as pool:
+                for row in pool.imap(_episode, seeds):
+                    rows.append(row)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
+    finally:
+        if bar is not None:
+            bar.close()
+        if workers == 1 and "env" in _WORKER:
+            _WORKER.pop("env").close()
+    results = {"env": env_id, "policy": policy, "model": str(model) if policy == "planner" else None,
+               "seed_start": seed_start, **summarize(rows), "seconds": time.perf_counter() - t0,
+               "settings": {k: v for k, v in settings.items() if k != "env_id"}, "episodes": rows}
+    if out is not None:
+        out = Path(out)
+        write_json(out / "results.json", results)
+        write_text(out / "results.md", results_markdown(results))
+    return results
