@@ -2,7 +2,8 @@
 
 Each ``act`` encodes the current frame, plans a short action sequence with CEM against the
 (cached) goal features, and returns its first action; the rest of the plan warm-starts the next
-search. Frames of any size are resized to the model's input size, so any env render size works.
+search. Frames of any size work: the world model's ``encode`` resizes them to its ``image_size``
+(the same resize its training features went through, so planning sees what training saw).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .cem import shift_plan
 from .energy import normalize_reps
@@ -96,8 +96,9 @@ class Agent:
         self.world_model = world_model
         self.config = config or PlannerConfig.from_flat(getattr(world_model, "planner", None))
         info = getattr(world_model, "info", {}) or {}
-        self.action_dim = int(info.get("action_dim", 7))
-        self.state_dim = int(info.get("state_dim", 7))
+        pcfg = getattr(world_model.predictor, "config", None)
+        self.action_dim = int(getattr(pcfg, "action_dim", info.get("action_dim", 7)))
+        self.state_dim = int(getattr(pcfg, "state_dim", info.get("state_dim", 7)))
         self._advance_fn = advance_state if advance_state is not None else _default_advance_state()
         self._goal_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._warned = False
@@ -107,7 +108,10 @@ class Agent:
     @classmethod
     def from_pretrained(cls, model: str | Path = "default", action_scale: np.ndarray | None = None, **planner_overrides: Any) -> "Agent":
         """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply."""
-        from world_model import load_world_model
+        try:
+            from world_model import load_world_model
+        except ImportError:  # older layouts export it only from the bundle module
+            from world_model.bundle import load_world_model
 
         wm = load_world_model(model)
         config = PlannerConfig.from_flat(getattr(wm, "planner", None), planner_overrides)
@@ -141,17 +145,9 @@ class Agent:
         self._prev_plan = None
 
     # -- features ----------------------------------------------------------------------------------
-    def _resize(self, pixels: np.ndarray) -> np.ndarray:
-        size = int(self.world_model.image_size)
-        if pixels.shape[:2] == (size, size):
-            return pixels
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()  # [1, 3, H, W]
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-
     def encode(self, pixels: np.ndarray) -> torch.Tensor:
         """Layer-normed (if the predictor expects it) features of one frame: ``[N, D]`` fp32."""
-        z = self.world_model.encode(self._resize(pixels)[None])[0].float()  # [N, D]
+        z = self.world_model.encode(pixels[None])[0].float()  # [N, D]; encode resizes to image_size
         return normalize_reps(z) if self.config.normalize_inputs else z
 
     def goal_features(self, pixels: np.ndarray) -> torch.Tensor:
@@ -160,7 +156,7 @@ class Agent:
         if key in self._goal_cache:
             self._goal_cache.move_to_end(key)
             return self._goal_cache[key]
-        z = normalize_reps(self.world_model.encode(self._resize(pixels)[None])[0])
+        z = normalize_reps(self.world_model.encode(pixels[None])[0])
         self._goal_cache[key] = z
         while len(self._goal_cache) > GOAL_CACHE_SIZE:
             self._goal_cache.popitem(last=False)

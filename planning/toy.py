@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 IMAGE_SIZE = 8
 TOKENS, CHANNELS = 16, 12  # 2x2 patches of an 8x8x3 frame
@@ -38,10 +39,13 @@ def _to_tokens(flat: torch.Tensor) -> torch.Tensor:
 
 
 class ToyEncoder:
-    """Pixels -> ``M x`` tokens (exact up to uint8 quantisation)."""
+    """Pixels -> ``M x`` tokens (exact up to uint8 quantisation); other frame sizes are resized first."""
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(frames), dtype=torch.float32)  # [B, 8, 8, 3]
+        x = torch.as_tensor(np.asarray(frames), dtype=torch.float32)  # [B, H, W, 3]
+        if x.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
+            x = F.interpolate(x.permute(0, 3, 1, 2), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True)
+            x = x.permute(0, 2, 3, 1)  # [B, 8, 8, 3]
         return _to_tokens((x.reshape(x.shape[0], -1) - 128.0) / PIXEL_GAIN)  # [B, N, D]
 
 

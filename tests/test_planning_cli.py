@@ -1,0 +1,84 @@
+"""End to end: plan-episode and simjepa evaluate on a tiny randomly initialised world model (64 px)."""
+from __future__ import annotations
+
+import json
+
+import imageio.v2 as imageio
+import pytest
+from click.testing import CliRunner
+
+import simjepa_cli
+
+TINY_PLANNER = ["--samples", "8", "--iters", "2", "--topk", "2", "--horizon", "2", "--render-size", "64"]
+METRIC_KEYS = {"success", "final_distance", "steps", "seconds_per_action", "energy", "distance"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A world model built and saved through the world_model API: 1-block ViT encoder, 1-block predictor."""
+    bundle = pytest.importorskip("world_model.bundle")
+    from world_model.encoder import build_encoder
+    from world_model.encoder_loading import encoder_identity
+    from world_model.predictor import build_predictor
+
+    enc = build_encoder("vit_tiny", depth=1, image_size=64)
+    pred = build_predictor("tiny", embed_dim=enc.config.embed_dim, depth=1)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    bundle.save_world_model(path, pred, bundle.encoder_entry(encoder_identity(enc), enc), 64, (4, 4),
+                            planner={"samples": 16, "iterations": 2, "topk": 4})
+    return path
+
+
+def run(main, args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return exit_info.value.code, capsys.readouterr()
+
+
+def test_plan_episode_writes_video_and_metrics(tiny_model, tmp_path):
+    out = tmp_path / "ep"
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Reach-v0", "--seed", "0", "--model", str(tiny_model),
+                                                           "--out", str(out), "--max-steps", "3", "--landscape", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["steps"] == len(metrics["energy"]) == 3 and all(isinstance(e, float) for e in metrics["energy"])
+    assert metrics["planner"]["samples"] == 8 and metrics["planner"]["iterations"] == 2  # flags beat the model's defaults
+    reader = imageio.get_reader(out / "episode.mp4")
+    assert reader.count_frames() == 4  # initial frame + one per step
+    frame = reader.get_data(0)
+    assert frame.shape[1] >= 2 * frame.shape[0] - 64  # observation | goal side by side under a header
+    assert (out / "landscape.png").stat().st_size > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_plan_episode_bad_input_is_one_line_exit_2(tiny_model, tmp_path, capsys):
+    base = ["--env", "simjepa/Reach-v0", "--seed", "0", "--out", str(tmp_path / "x")]
+    code, cap = run(simjepa_cli.plan_episode_main, [*base, "--model", str(tiny_model), "--samples", "4", "--topk", "8"], capsys)
+    assert code == 2 and cap.err.startswith("error: ") and "topk" in cap.err and cap.err.count("\n") == 1
+    code, cap = run(simjepa_cli.plan_episode_main, [*base, "--model", str(tmp_path / "missing.pt")], capsys)
+    assert code == 2 and cap.err.startswith("error: ")
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+def test_evaluate_planner_and_random(tiny_model, tmp_path):
+    out = tmp_path / "eval"
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "2", "--seed-start", "5",
+                                               "--model", str(tiny_model), "--policy", "planner", "--out", str(out),
+                                               "--max-steps", "2", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    results = json.loads((out / "results.json").read_text())
+    assert {"success_rate", "mean_final_distance", "episodes"} <= set(results)
+    assert [r["seed"] for r in results["episodes"]] == [5, 6] and all(r["steps"] == 2 for r in results["episodes"])
+    assert "| 5 |" in (out / "results.md").read_text()
+
+
+def test_evaluate_workers_match_serial(tmp_path):
+    rows = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "2", "--policy", "random",
+                                                   "--out", str(out), "--workers", str(workers), "--max-steps", "3", "--render-size", "64"])
+        assert res.exit_code == 0, res.output
+        rows[workers] = [(r["seed"], r["final_distance"]) for r in json.loads((out / "results.json").read_text())["episodes"]]
+    assert rows[1] == rows[2]
