@@ -153,3 +153,103 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
                  max_steps=max_steps, render_size=render_size, subgoals=subgoals)
     click.echo(f"{policy} on {env_id}: success {r['success_rate']:.0%}, mean final distance "
                f"{r['mean_final_distance']:.3f} m over {episodes} episodes -> {out}")
+
+
+# --- encoder and feature cache: simjepa encode (world_model/feature_cache.py) ------------------
+@cli.command("encode")
+@click.option("--data", type=click.Path(file_okay=False), required=True, help="Episode dataset written by `simjepa collect`.")
+@click.option("--encoder", "encoder_name", default="default", show_default=True,
+              help="'default', vit_tiny|vit_small|...|vit_gigantic (seeded random init), an official V-JEPA 2 .pt, "
+                   "a Hugging Face V-JEPA 2 safetensors file/dir, or a simjepa encoder checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Cache folder (created; resumed if present).")
+@click.option("--image-size", type=click.IntRange(min=16), default=None,
+              help="Encoder input size in px, a multiple of 16 [default: the encoder's own, 256 for official files].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Frames per forward pass.")
+@click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
+              help="Autocast precision of the matmuls (weights stay fp32).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the encoder (slow start, faster on long runs).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compile_, quiet) -> None:
+    """Encode every frame of an episode dataset once with the frozen encoder (fp16 feature cache).
+
+    Writes OUT/manifest.json (encoder name, config, weights hash, image size, grid, source) and per
+    episode OUT/episode_NNNNNN.feats.npy (float16 [T+1, N, D]) + OUT/episode_NNNNNN.npz (actions,
+    states, proprio). Interrupted runs resume; a cache built by another encoder is refused.
+    Shard across processes with torchrun: rank r encodes episodes i % K == r.
+
+    \b
+    Examples:
+      simjepa encode --data data/reach --encoder default --out feats/reach
+      simjepa encode --data data/reach --encoder vit_tiny --image-size 64 --out feats/reach-tiny
+      simjepa encode --data data/reach --encoder vitl.pt --out feats/reach-vitl --batch-size 8
+      torchrun --nproc-per-node 2 "$(which simjepa)" encode --data data/reach --encoder default --out feats/reach
+    """
+    from world_model.encoder_loading import load_encoder
+    from world_model.feature_cache import build_feature_cache
+
+    encoder = load_encoder(encoder_name, image_size=image_size)
+    cache = build_feature_cache(data, encoder, out, batch_size=batch_size, precision=precision, compile=compile_,
+                                progress=not quiet)
+    state = "complete" if cache.complete else "partial (other ranks still running)"
+    click.echo(f"{len(cache)} episodes cached ({state}): grid {cache.grid[0]}x{cache.grid[1]}, dim {cache.dim}, "
+               f"encoder {cache.encoder['name']} [{cache.encoder['weights_hash']}] -> {out}")
+
+
+# --- predictor training: simjepa train (world_model/train.py) ----------------------------------
+@cli.command("train")
+@click.option("--features", type=click.Path(file_okay=False), required=True, help="Feature cache written by `simjepa encode`.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder: final.pt, val.json, metrics.jsonl, loss_curve.png, checkpoint.pt (resumed if present).")
+@click.option("--config", "config_name", type=click.Choice(["tiny", "small", "base", "vjepa2-ac"]), default="small",
+              show_default=True, help="Predictor size (vjepa2-ac: the official 24 x 1024, ~305M params).")
+@click.option("--loss", type=click.Choice(["l1", "l2", "huber"]), default="l1", show_default=True,
+              help="Feature loss on layer-normed features (official: l1).")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Windows per step (over all processes).")
+@click.option("--lr", type=float, default=4.25e-4, show_default=True, help="Peak learning rate (warm-up 5%, then cosine to 0).")
+@click.option("--context", type=click.IntRange(min=1), default=3, show_default=True, help="Teacher-forcing steps / max frames the predictor sees.")
+@click.option("--rollout", type=click.IntRange(min=0), default=2, show_default=True, help="Autoregressive rollout steps in the loss (official: 2).")
+@click.option("--val-rollout", type=click.IntRange(min=1), default=8, show_default=True, help="Rollout steps scored in val.json.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True, help="Held-out episodes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of init, split and window sampling.")
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint (resumable) every N steps.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Threads prefetching batches (0: none).")
+@click.option("--encoder", "encoder_name", default=None,
+              help="Encoder the cache must come from (refused otherwise); embedded in final.pt when small [default: the cache's].")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None, help="Checkpoint and exit after this step (time-sliced jobs).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, val_fraction, seed,
+              ckpt_every, workers, encoder_name, stop_after, quiet) -> None:
+    """Train the action-conditioned predictor on a feature cache (teacher forcing + rollout loss).
+
+    Writes OUT/final.pt (world model: predictor + encoder reference, so `--model OUT` works),
+    OUT/val.json (per-step 1..8-step rollout L1 and the copy-last-frame baseline on held-out
+    episodes), OUT/train_config.json, OUT/metrics.jsonl and OUT/loss_curve.png. Re-running the same
+    command after an interruption resumes from OUT/checkpoint.pt and ends with the same weights.
+
+    \b
+    Examples:
+      simjepa train --features feats/reach --out models/reach
+      simjepa train --features feats/reach --out models/reach-l2 --loss l2 --steps 5000
+      simjepa train --features feats/reach --out models/tiny --config tiny --steps 200 --batch-size 8
+      torchrun --nproc-per-node 2 -m world_model.train --features feats/reach --out models/reach-ddp
+    """
+    from world_model.train import TrainConfig, open_features, train
+
+    cfg = TrainConfig(out=out, config=config_name, loss=loss, steps=steps, batch_size=batch_size, lr=lr, context=context,
+                      rollout=rollout, val_rollout=val_rollout, val_fraction=val_fraction, seed=seed,
+                      ckpt_every=ckpt_every, workers=workers, stop_after=stop_after, progress=not quiet)
+    encoder = None
+    if encoder_name is not None:
+        from world_model.encoder_loading import load_encoder
+
+        encoder = load_encoder(encoder_name)
+    summary = train(cfg, open_features(features), encoder_module=encoder)
+    if "stopped_at" in summary:
+        click.echo(f"stopped at step {summary['stopped_at']} of {steps}; re-run the same command to resume -> {out}")
+    elif summary.get("rollout_l1"):
+        r, c = summary["rollout_l1"], summary["copy_last_l1"]
+        last = max(r, key=int)
+        click.echo(f"trained {steps} steps: val {last}-step rollout L1 {r[last]:.4f} (copy-last {c[last]:.4f}) -> {out}")
+    elif summary:
+        click.echo(f"trained {steps} steps (no held-out episodes) -> {out}")

@@ -1,0 +1,131 @@
+"""A world model in one file: frozen encoder (reference or embedded) + AC predictor + planner defaults.
+
+The planner needs exactly ``encoder``, ``predictor``, ``image_size``, ``planner``, ``info`` and
+``encode(frames)``. Large encoders (the official ViT-g is 1B parameters) are stored by reference
+(name or path + weights hash, checked on load, so a different encoder behind the same name is
+refused); small ones (< 50M parameters) are embedded so the file alone is enough to plan.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .checkpoints import CheckpointError, read_model, save_model, weights_hash
+from .predictor import DEFAULT_MODEL, ACPredictor, predictor_from_dict
+
+EMBED_ENCODER_MAX_PARAMS = 50_000_000
+FINAL_NAME = "final.pt"
+
+
+@dataclass
+class WorldModel:
+    """Frozen encoder + predictor + metadata. ``encoder`` is a :class:`FrozenEncoder` (None when the
+    file was loaded without it); ``grid`` is the patch grid (h, w) of one frame at ``image_size``."""
+
+    encoder: Any
+    predictor: ACPredictor
+    image_size: int
+    grid: tuple[int, int]
+    planner: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 frames ``[B, H, W, 3]`` -> raw encoder features ``[B, N, D]`` float32 (not layer-normed)."""
+        if self.encoder is None:
+            raise CheckpointError("this world model was loaded without its encoder; load it with with_encoder=True")
+        return self.encoder.encode(frames)
+
+
+def encoder_entry(identity: Mapping[str, Any], encoder: torch.nn.Module | None = None) -> dict[str, Any]:
+    """What a world-model file records about its encoder: ``identity`` = {name, config, weights_hash}
+    (as a feature cache manifest holds it); with the module itself, small encoders are embedded."""
+    entry = {"name": str(identity["name"]), "config": dict(identity["config"]), "weights_hash": str(identity["weights_hash"])}
+    if encoder is not None:
+        sd = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+        if weights_hash(sd) != entry["weights_hash"]:
+            raise CheckpointError(
+                f"encoder {entry['name']!r} has weights hash {weights_hash(sd)}, but the features were made by "
+                f"{entry['weights_hash']}; re-encode the data with this encoder"
+            )
+        if sum(v.numel() for v in sd.values()) < EMBED_ENCODER_MAX_PARAMS:
+            entry["state_dict"] = sd
+    return entry
+
+
+def save_world_model(
+    path: str | Path,
+    predictor: ACPredictor,
+    encoder: Mapping[str, Any],
+    image_size: int,
+    grid: tuple[int, int],
+    planner: Mapping[str, Any] | None = None,
+    info: Mapping[str, Any] | None = None,
+) -> None:
+    """Write one world-model file; ``encoder`` comes from :func:`encoder_entry`."""
+    save_model(
+        path, "world_model", asdict(predictor.config), predictor,
+        encoder=dict(encoder), image_size=int(image_size), grid=[int(grid[0]), int(grid[1])],
+        planner=dict(planner or {}), info=dict(info or {}),
+    )
+
+
+def _resolve(path_or_name: str | Path) -> Path:
+    if str(path_or_name) == "default":
+        if not DEFAULT_MODEL.is_file():
+            raise CheckpointError(
+                f"no default world model is shipped yet ({DEFAULT_MODEL} is missing); train one with "
+                f"`simjepa train --features DIR --out M` and pass --model M"
+            )
+        return DEFAULT_MODEL
+    path = Path(path_or_name).expanduser()
+    if path.is_dir():
+        final = path / FINAL_NAME
+        if not final.is_file():
+            raise CheckpointError(
+                f"{path} is a directory without {FINAL_NAME}: not a finished training run; finish (or resume) "
+                f"`simjepa train --out {path}` or pass a checkpoint file"
+            )
+        return final
+    return path
+
+
+def _load_encoder(entry: Mapping[str, Any], image_size: int, what: str):
+    from .checkpoints import load_weights
+    from .encoder import EncoderConfig, VideoViT
+    from .encoder_loading import load_encoder
+    from .frozen_encoder import FrozenEncoder
+
+    if "state_dict" in entry:
+        enc = VideoViT(EncoderConfig.from_dict(dict(entry["config"])))
+        load_weights(enc, entry["state_dict"], f"encoder embedded in {what}")
+        enc.source = entry["name"]
+    else:
+        enc = load_encoder(entry["name"])
+        got = weights_hash(enc.state_dict())
+        if got != entry["weights_hash"]:
+            raise CheckpointError(
+                f"{what} was trained on encoder {entry['name']!r} with weights hash {entry['weights_hash']}, but that "
+                f"name now loads weights {got}; pass the original encoder file"
+            )
+    return FrozenEncoder(enc.eval(), image_size)
+
+
+def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = True) -> WorldModel:
+    """``"default"`` (shipped), a training run's output directory (its ``final.pt``) or a file."""
+    path = _resolve(path_or_name)
+    obj = read_model(path, "world_model")
+    what = f"world model {path}"
+    predictor = predictor_from_dict(obj["config"], obj["state_dict"], what).eval()
+    try:
+        entry, image_size, grid = obj["encoder"], int(obj["image_size"]), tuple(int(g) for g in obj["grid"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{what} lacks its encoder reference, image size or grid; re-save it with save_world_model") from None
+    encoder = _load_encoder(entry, image_size, what) if with_encoder else None
+    if encoder is not None and tuple(encoder.grid) != grid:
+        warnings.warn(f"{what}: encoder grid {encoder.grid} differs from the stored grid {grid}")
+    return WorldModel(encoder, predictor, image_size, grid, dict(obj.get("planner") or {}), dict(obj.get("info") or {}))
