@@ -72,8 +72,8 @@ def check_render_size(render_size: object) -> int:
     return int(render_size)
 
 
-def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
-    """The action as float64, or a one-line :class:`InvalidActionError`."""
+def check_action(action: object, shape: tuple[int, ...], low: object = -1.0, high: object = 1.0) -> np.ndarray:
+    """The action as float64 clipped to [low, high], or a one-line :class:`InvalidActionError`."""
     try:
         arr = np.asarray(action, dtype=np.float64)
     except (TypeError, ValueError):
@@ -82,11 +82,13 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
         raise InvalidActionError(f"action must have shape {shape}, got {arr.shape}; pass one action per step")
     if not np.all(np.isfinite(arr)):
         raise InvalidActionError(f"action contains NaN or inf: {np.array2string(arr, precision=3)}")
-    if np.any(np.abs(arr) > 1.0 + 1e-6):
+    low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    if np.any(arr < low - 1e-6) or np.any(arr > high + 1e-6):
+        bounds = "[-1, 1]" if low.size == 1 and low == -1 and high == 1 else "the action space bounds"
         raise InvalidActionError(
-            f"action outside [-1, 1]: {np.array2string(arr, precision=3)}; scale or clip it (np.clip(a, -1, 1))"
+            f"action outside {bounds}: {np.array2string(arr, precision=3)}; scale or clip it to the action space"
         )
-    return np.clip(arr, -1.0, 1.0)
+    return np.clip(arr, low, high)
 
 
 @dataclass
