@@ -1,0 +1,147 @@
+"""Our envs: registration, spaces, determinism, goals, experts, input errors, advance_state."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs
+from envs.errors import SimjepaError
+from envs.experts import demo_subgoals, make_expert
+from envs.proprio import advance_state, euler_to_mat, mat_to_euler
+from envs.scene import asset_path, build_scene_xml
+
+SIZE = 64
+STATE_DIMS = {"simjepa/Reach-v0": 10, "simjepa/Push-v0": 16, "simjepa/PickPlace-v0": 16}
+
+
+def test_ids_registered_with_default_lengths():
+    for env_id, steps in zip(envs.ENV_IDS, (30, 60, 80)):
+        assert env_id in gym.registry
+        assert gym.registry[env_id].max_episode_steps == steps
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_spaces_and_reset(env_id):
+    env = gym.make(env_id, render_size=SIZE, max_episode_steps=5)
+    obs, info = env.reset(seed=0)
+    assert env.action_space == gym.spaces.Box(-1, 1, (7,), np.float32)
+    assert env.observation_space["pixels"].shape == (SIZE, SIZE, 3)
+    assert env.observation_space.contains(obs)
+    assert obs["state"].shape == (STATE_DIMS[env_id],)
+    assert info["goal"]["pixels"].shape == (SIZE, SIZE, 3) and info["goal"]["state"].dtype == np.float32
+    assert isinstance(info["success"], bool) and isinstance(info["distance"], float) and not info["success"]
+    assert env.unwrapped.action_scale.shape == (7,)
+    for t in range(5):
+        obs, reward, term, trunc, info = env.step(env.action_space.sample())
+        assert not term and trunc == (t == 4)
+        assert set(info) >= {"success", "distance"}
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_same_seed_bit_identical_frames_and_goal(env_id):
+    actions = np.random.default_rng(0).uniform(-1, 1, (4, 7)).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        env = envs.make_env(env_id, render_size=SIZE)
+        obs, info = env.reset(seed=11)
+        frames = [obs["pixels"]] + [env.step(a)[0]["pixels"] for a in actions]
+        runs.append((np.stack(frames), info["goal"]["pixels"], info["goal"]["state"]))
+        env.close()
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+    assert not np.array_equal(runs[0][0][0], runs[0][1]), "goal image should differ from the start"
+
+
+def test_goal_rendering_restores_the_sim():
+    env = envs.make_env("simjepa/PickPlace-v0", render_size=SIZE)
+    obs, info = env.reset(seed=3)
+    assert np.linalg.norm(obs["state"][7:10] - obs["state"][13:16]) > 0.1  # cube not left at the target
+    goal_state = info["goal"]["state"]
+    assert np.linalg.norm(goal_state[7:10] - goal_state[13:16]) < 1e-3  # the goal shows it there
+
+
+@pytest.mark.parametrize("env_id,seeds", [("simjepa/Reach-v0", (0, 1)), ("simjepa/Push-v0", (0, 1)),
+                                          ("simjepa/PickPlace-v0", (0, 1))])
+def test_expert_succeeds(env_id, seeds):
+    env = envs.make_env(env_id, render_size=SIZE)
+    expert = make_expert(env)
+    for seed in seeds:
+        obs, info = env.reset(seed=seed)
+        expert.reset()
+        trunc = False
+        while not trunc:
+            obs, _, _, trunc, info = env.step(expert.act(obs))
+        assert info["success"], f"{env_id} seed {seed}: final distance {info['distance']:.3f}"
+
+
+def test_demo_subgoals_follow_the_pick():
+    grasp, lift, place = demo_subgoals("simjepa/PickPlace-v0", seed=0, render_size=SIZE)
+    for g in (grasp, lift, place):
+        assert g["pixels"].shape == (SIZE, SIZE, 3) and g["state"].shape == (16,)
+    assert lift["state"][9] > grasp["state"][9] + 0.04  # cube lifted
+    assert np.linalg.norm(place["state"][7:10] - place["state"][13:16]) < 0.05  # placed
+
+
+@pytest.mark.parametrize("bad", [np.full(7, np.nan), np.zeros(6), np.full(7, 1.01), [0, 0, 0, 0, 0, np.inf, 0], "x"])
+def test_bad_actions_raise_one_line_error(bad):
+    env = envs.make_env("simjepa/Reach-v0", render_size=SIZE)
+    env.reset(seed=0)
+    with pytest.raises(SimjepaError) as exc:
+        env.unwrapped.step(bad)
+    assert "\n" not in str(exc.value)
+    env.unwrapped.step(np.full(7, 1.0 + 1e-7))  # within tolerance
+
+
+@pytest.mark.parametrize("size", [0, 8, 5000, 64.5, "64", True])
+def test_bad_render_size(size):
+    with pytest.raises(SimjepaError):
+        envs.make_env("simjepa/Reach-v0", render_size=size)
+
+
+def test_unknown_env_id_names_close_matches():
+    with pytest.raises(SimjepaError, match="simjepa/Reach-v0"):
+        envs.make_env("simjepa/Rech-v0")
+
+
+def test_advance_state_batched_and_close_to_env_in_free_space():
+    env = envs.make_env("simjepa/Reach-v0", render_size=SIZE)
+    obs, _ = env.reset(seed=2)
+    scale = env.unwrapped.action_scale
+    a = np.array([0.6, -0.4, 0.5, 0.2, -0.2, 0.3, -1.0], np.float32)
+    nxt, *_ = env.step(a)
+    pred = advance_state(obs["state"][:7], a, scale)
+    assert np.abs(pred[:3] - nxt["state"][:3]).max() < 0.005
+    assert np.abs(pred[3:6] - nxt["state"][3:6]).max() < 0.02
+    batch = advance_state(np.zeros((4, 3, 7)), np.ones((4, 3, 7)), scale)
+    assert batch.shape == (4, 3, 7) and batch.dtype == np.float32 and np.all(batch[..., 6] == 1)
+
+
+def test_euler_roundtrip():
+    e = np.random.default_rng(0).uniform(-1.2, 1.2, (20, 3))
+    assert np.allclose(mat_to_euler(euler_to_mat(e)), e, atol=1e-9)
+
+
+def test_assets_match_builder():
+    for task in ("reach", "push", "pickplace"):
+        with open(asset_path(task)) as f:
+            assert f.read() == build_scene_xml(task, 256), f"run `python -m envs.scene` to refresh {task}.xml"
+
+
+def test_adapter_on_reacher():
+    env = envs.make_env("Reacher-v5", render_size=SIZE, max_episode_steps=3)
+    obs, info = env.reset(seed=0)
+    assert obs["pixels"].shape == (SIZE, SIZE, 3) and obs["pixels"].dtype == np.uint8
+    assert obs["state"].dtype == np.float32 and obs["state"].shape == (10,)
+    assert info["goal"]["state"].shape == (10,) and not np.array_equal(info["goal"]["state"], obs["state"])
+    again, info2 = envs.make_env("Reacher-v5", render_size=SIZE).reset(seed=0)
+    assert np.array_equal(again["pixels"], obs["pixels"]) and np.array_equal(info2["goal"]["pixels"], info["goal"]["pixels"])
+    base = env.unwrapped
+    expected = np.linalg.norm((base.get_body_com("fingertip") - base.get_body_com("target"))[:2])
+    assert info["distance"] == pytest.approx(expected)
+    trunc = False
+    while not trunc:
+        obs, _, _, trunc, info = env.step(np.zeros(2, np.float32))
+        assert isinstance(info["success"], bool)
+    with pytest.raises(SimjepaError):
+        env.step(np.zeros(7))
