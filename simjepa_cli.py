@@ -253,3 +253,36 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
         click.echo(f"trained {steps} steps: val {last}-step rollout L1 {r[last]:.4f} (copy-last {c[last]:.4f}) -> {out}")
     elif summary:
         click.echo(f"trained {steps} steps (no held-out episodes) -> {out}")
+
+
+# --- data collection (envs) ---------------------------------------------------------------------
+@cli.command("collect")
+@click.option("--env", "env_id", required=True, help="simjepa/Reach-v0, simjepa/Push-v0, simjepa/PickPlace-v0 or a Gymnasium MuJoCo id.")
+@click.option("--episodes", type=int, required=True, help="Episodes 0..N-1 to have in --out (existing ones are kept).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset directory (created; resumed if it exists).")
+@click.option("--policy", type=click.Choice(["random", "expert", "mixed"]), default="mixed", show_default=True,
+              help="random: correlated OU exploration; expert: scripted; mixed: noisy expert with random segments.")
+@click.option("--render-size", type=int, default=256, show_default=True, help="Square frame size in pixels.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes, each with its own env and EGL context.")
+@click.option("--seed-start", type=int, default=0, show_default=True, help="Episode i resets with seed S+i.")
+@click.option("--max-steps", type=int, default=None, help="Steps per episode [default: the env's max_episode_steps].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start, max_steps, quiet) -> None:
+    """Record episodes (frames, actions, states, success, distance) for world-model training.
+
+    Deterministic: episode i always comes from seed S+i, so re-running the same command after an
+    interruption skips finished episodes and completes the rest. An --out holding a dataset from
+    other options (env, render size, policy, seeds, steps) is refused.
+
+    \b
+    Examples:
+      simjepa collect --env simjepa/Reach-v0 --episodes 200 --out data/reach
+      simjepa collect --env simjepa/PickPlace-v0 --episodes 500 --out data/pp --render-size 128 --workers 2
+      simjepa collect --env Reacher-v5 --episodes 100 --policy random --out data/reacher
+    """
+    from envs.collect import CollectConfig, collect
+
+    cfg = CollectConfig(env_id=env_id, episodes=episodes, out=out, policy=policy, render_size=render_size,
+                        workers=workers, seed_start=seed_start, max_steps=max_steps)
+    manifest = collect(cfg, progress=not quiet)
+    click.echo(f"{manifest['episodes']} episodes of {env_id} ({manifest['render_size']} px, policy {policy}) in {out}")
