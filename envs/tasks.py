@@ -182,7 +182,7 @@ class PushEnv(_CubeTask):
     def _goal_configuration(self) -> None:
         d = self.target_xy - self._push_from
         d /= np.linalg.norm(d)
-        behind = self.target_xy - d * (scene.CUBE_HALF + 0.03)
+        behind = self.target_xy - d * (scene.CUBE_HALF + 0.02)  # where PushExpert stops
         self.set_arm_pose([behind[0], behind[1], scene.CUBE_HALF], NEUTRAL_EULER, gripper=1.0)
         self._place_cube(self.target_xy, 0.0)
         mujoco.mj_forward(self.model, self.data)
