@@ -23,9 +23,9 @@ CUBE_HALF = 0.025  # m; a 5 cm cube so it spans a few pixels even at 64 px
 FINGER_MAX = 0.04  # m; each finger slides 0 (closed) .. 0.04 (open): 8 cm max gap
 PLATFORM_HALF = np.array([0.05, 0.05, 0.03])  # m; PickPlace's raised target pad
 TIMESTEP = 0.004  # s
-CAMERA_POS = np.array([0.5, -0.78, 0.82])
-CAMERA_TARGET = np.array([-0.17, 0.0, 0.2])
-CAMERA_FOVY = 47.0
+CAMERA_POS = np.array([0.35, -0.6, 0.9])
+CAMERA_TARGET = np.array([0.0, 0.0, 0.16])
+CAMERA_FOVY = 52.0
 
 ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
 FINGER_JOINTS = ("finger_left", "finger_right")
