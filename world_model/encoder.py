@@ -212,7 +212,12 @@ def build_encoder(name: str = "vit_large", *, seed: int = 0, **overrides: Any) -
 
     Build under ``with torch.device("meta"):`` to get shapes and parameter counts with no memory.
     """
-    return init_weights(VideoViT(encoder_config(name, **overrides)), seed=seed)
+    target = torch.empty(0).device  # the ambient default device (meta inside a device context)
+    with torch.device("meta"):  # skip PyTorch's default init: init_weights sets every parameter
+        model = VideoViT(encoder_config(name, **overrides))
+    if target.type == "meta":
+        return model
+    return init_weights(model.to_empty(device=target), seed=seed)
 
 
 def _factory(name: str) -> Callable[..., VideoViT]:
