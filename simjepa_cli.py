@@ -255,6 +255,111 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
         click.echo(f"trained {steps} steps (no held-out episodes) -> {out}")
 
 
+# --- encoder pretraining and probing: simjepa pretrain-encoder, simjepa probe (world_model/pretrain.py, probe.py)
+@cli.command("pretrain-encoder")
+@click.option("--data", "data_dirs", type=click.Path(file_okay=False), multiple=True, required=True,
+              help="Episode dataset written by `simjepa collect` (repeat for several).")
+@click.option("--config", "config_name", type=click.Choice(["vit_tiny", "vit_small"]), default="vit_tiny", show_default=True,
+              help="Encoder family member (the same ViT code as ViT-g, smaller).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Final encoder checkpoint; run state and log go to OUT.run/ (resumed if present).")
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per step.")
+@click.option("--image-size", type=click.IntRange(min=16), default=64, show_default=True, help="Frame size (multiple of 16).")
+@click.option("--patch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Patch size (divides --image-size).")
+@click.option("--frames", type=click.IntRange(min=2), default=2, show_default=True, help="Frames per clip (even; tubelet 2).")
+@click.option("--lr", type=float, default=5e-4, show_default=True, help="Peak learning rate (warm-up from 1e-4, cosine to 1e-5).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save resumable state every N steps.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_size, patch_size, frames, lr, seed,
+                         ckpt_every, quiet) -> None:
+    """Self-supervised V-JEPA pretraining of a small encoder on simulator video.
+
+    Mask-denoising in latent space: multi-block masks (short- and long-range), a context encoder
+    over the kept tokens, a narrow predictor, an EMA target encoder and an L1 loss on layer-normed
+    target features. Logs loss and a collapse monitor (target std, effective rank) to
+    OUT.run/log.jsonl. Re-running the same command after a kill resumes to the same weights. OUT
+    loads with `--encoder OUT` / world_model.load_encoder(OUT).
+
+    \b
+    Examples:
+      simjepa collect --env simjepa/Push-v0 --episodes 200 --policy mixed --render-size 64 --out data/push64
+      simjepa pretrain-encoder --data data/push64 --config vit_tiny --out runs/enc.pt
+      simjepa pretrain-encoder --data data/reach64 --data data/push64 --out runs/enc.pt --steps 3000
+      simjepa probe --encoder runs/enc.pt --env simjepa/Push-v0 --episodes 40 --seed-start 5000 --out runs/probe.json
+    """
+    from pathlib import Path
+
+    from world_model.pretrain import PretrainConfig, PretrainError, load_episode_frames, pretrain
+
+    if Path(out).is_dir():
+        raise PretrainError(f"--out {out} is a directory; pass a checkpoint file name such as {Path(out) / 'encoder.pt'}")
+    cfg = PretrainConfig(encoder=config_name, image_size=image_size, patch_size=patch_size, frames=frames, steps=steps,
+                         batch_size=batch_size, lr=lr, seed=seed, ckpt_every=ckpt_every)
+    cfg.check()
+    episodes = load_episode_frames(data_dirs, image_size)
+    res = pretrain(cfg, episodes, out, progress=not quiet, data=list(data_dirs))
+    click.echo(f"pretrained {res.steps} steps on {len(episodes)} episodes in {res.seconds / 60:.1f} min, "
+               f"final loss {res.final_loss:.4f} -> {out} (log {res.log})")
+
+
+@cli.command("probe")
+@click.option("--encoder", "encoder_name", default="default", show_default=True,
+              help="'default', a builder name (random init, e.g. vit_tiny) or an encoder checkpoint.")
+@click.option("--env", "env_id", required=True, help="Env id; simjepa/Push-v0 or PickPlace-v0 for the object probe.")
+@click.option("--episodes", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Episodes collected (split 60/20/20 into train/val/test by episode; at least 5).")
+@click.option("--seed-start", type=int, default=5000, show_default=True, help="Seed of the first episode (then +1 each).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="JSON file with r2_ee, r2_object and settings.")
+@click.option("--render-size", type=click.IntRange(min=16), default=None,
+              help="Env render size [default: the encoder's image size].")
+@click.option("--image-size", type=click.IntRange(min=16), default=None,
+              help="Encoder input size (multiple of 16) [default: the one stored with the encoder].")
+@click.option("--random-init", is_flag=True,
+              help="Probe a randomly initialised encoder of the same shape as --encoder (the baseline).")
+@click.option("--policy", type=click.Choice(["mixed", "expert", "random"]), default="mixed", show_default=True)
+@click.option("--pool", type=click.IntRange(min=1), default=4, show_default=True, help="Per-patch pooling grid (pool x pool cells).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, image_size, random_init, policy, pool,
+              quiet) -> None:
+    """Linear (ridge) probe of frozen encoder features to end-effector and object positions.
+
+    Collects its own seeded episodes, encodes every frame with the frozen encoder, fits a ridge
+    probe from [patch mean, pool x pool pooled tokens] on the train episodes (alpha chosen on the
+    validation episodes) and writes variance-weighted R^2 on the held-out test episodes:
+    r2_ee (TCP position) and r2_object (cube position; null for Reach).
+
+    \b
+    Examples:
+      simjepa probe --encoder default --env simjepa/Push-v0 --out runs/probe_default.json
+      simjepa probe --encoder runs/enc.pt --env simjepa/PickPlace-v0 --episodes 40 --seed-start 5000 --out runs/p.json
+      simjepa probe --encoder default --random-init --env simjepa/Push-v0 --out runs/probe_random.json
+    """
+    from pathlib import Path
+
+    from world_model.encoder import VideoViT, init_weights
+    from world_model.encoder_loading import encoder_identity, load_encoder
+    from world_model.probe import ProbeSettings, run_probe, split_episodes, write_json_atomic
+
+    if Path(out).is_dir():
+        raise SimjepaError(f"--out {out} is a directory; pass a JSON file name such as {Path(out) / 'probe.json'}")
+    split_episodes(episodes)  # too few episodes: fail before loading or collecting anything
+    encoder = load_encoder(encoder_name, image_size=image_size)
+    if random_init:
+        encoder = init_weights(VideoViT(encoder.config), seed=0).eval()
+        encoder.source = f"random init (seed 0) of {encoder_name}"
+    size = encoder.config.image_size
+    settings = ProbeSettings(env=env_id, episodes=episodes, seed_start=seed_start, render_size=render_size or size,
+                             policy=policy, pool=pool)
+    result = run_probe(encoder, settings, image_size=size, progress=not quiet)
+    result["encoder"] = {**encoder_identity(encoder), "random_init": random_init, "requested": encoder_name}
+    write_json_atomic(out, result)
+    obj = "n/a (no object)" if result["r2_object"] is None else f"{result['r2_object']:.3f}"
+    click.echo(f"probe {env_id}: r2_ee {result['r2_ee']:.3f}, r2_object {obj} on {result['ee']['frames']['test']} "
+               f"held-out frames -> {out}")
+
+
 # --- data collection (envs) ---------------------------------------------------------------------
 @cli.command("collect")
 @click.option("--env", "env_id", required=True, help="simjepa/Reach-v0, simjepa/Push-v0, simjepa/PickPlace-v0 or a Gymnasium MuJoCo id.")

@@ -146,3 +146,26 @@ def test_collapse_monitor_distinguishes_collapse():
     assert s["target_std"] > 0.5 and c["target_std"] < 1e-3
     assert s["target_erank"] > 20
     assert effective_rank(torch.randn(64, 1, generator=g) * torch.randn(1, 32, generator=g)) == pytest.approx(1.0, abs=1e-3)
+
+
+def _cli(args):
+    import simjepa_cli
+
+    try:
+        simjepa_cli.main(args)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "does/not/exist"], "is not a directory"),
+    (["--data", ".", "--frames", "3"], "even number"),
+    (["--data", ".", "--image-size", "40"], "multiple of 16"),
+    (["--data", ".", "--config", "vit_huge"], "Invalid value for '--config'"),
+])
+def test_cli_pretrain_bad_input_exits_2(tmp_path, capsys, args, message):
+    code = _cli(["pretrain-encoder", *args, "--out", str(tmp_path / "enc.pt"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err
+    assert not (tmp_path / "enc.pt").exists()

@@ -1,0 +1,146 @@
+"""Ridge probe: recovers a known linear signal, scores noise near zero, splits by episode."""
+import numpy as np
+import pytest
+import torch
+
+from world_model.encoder import build_encoder
+from world_model.probe import (
+    ProbeEpisode,
+    ProbeError,
+    ProbeSettings,
+    fit_ridge,
+    pooled_features,
+    probe_features,
+    r2_score,
+    run_probe,
+    split_episodes,
+)
+
+
+def _episodes(n_eps: int, steps: int, dim: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.normal(size=(steps, dim)) for _ in range(n_eps)]
+
+
+def test_probe_recovers_a_linear_signal():
+    rng = np.random.default_rng(0)
+    feats = _episodes(10, 30, 40, rng)
+    w = rng.normal(size=(40, 3))
+    targets = [f @ w + 0.01 * rng.normal(size=(len(f), 3)) + 5.0 for f in feats]
+    res = probe_features(feats, targets)
+    assert res["r2"] > 0.999
+    assert all(r > 0.999 for r in res["r2_per_axis"])
+    assert res["frames"] == {"train": 180, "val": 60, "test": 60}
+
+
+def test_probe_of_unrelated_targets_scores_near_zero():
+    rng = np.random.default_rng(1)
+    feats = _episodes(10, 30, 40, rng)
+    targets = [rng.normal(size=(len(f), 3)) for f in feats]
+    res = probe_features(feats, targets)
+    assert -0.15 < res["r2"] < 0.1
+    assert res["alpha"] >= 100  # validation picks strong shrinkage for noise
+
+
+def test_wide_features_use_the_dual_path_and_alpha_matters():
+    """More features than samples: the SVD solution still fits, and validation picks alpha."""
+    rng = np.random.default_rng(2)
+    mixing = rng.normal(size=(8, 400))  # features: 8 latent factors spread over 400 noisy dims
+    w = rng.normal(size=(8, 2))
+
+    def sample(n):
+        z = rng.normal(size=(n, 8))
+        return z @ mixing + 0.5 * rng.normal(size=(n, 400)), z @ w
+
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = sample(50), sample(20), sample(100)
+    probe = fit_ridge(x_tr, y_tr, x_va, y_va)
+    assert r2_score(y_te, probe.predict(x_te)) > 0.9
+    assert len(set(np.round(list(probe.val_r2.values()), 6))) > 1
+
+
+def test_r2_is_variance_weighted_and_ignores_constant_axes():
+    y = np.stack([np.linspace(0, 1, 20), np.full(20, 0.025)], axis=1)  # second axis never varies
+    y_hat = y.copy()
+    y_hat[:, 1] += 1e-4
+    assert r2_score(y, y_hat) == pytest.approx(1.0, abs=1e-5)
+    assert np.isnan(r2_score(np.ones((5, 2)), np.zeros((5, 2))))
+
+
+def test_pooled_features_are_patch_mean_plus_pooled_grid():
+    tokens = torch.arange(2 * 16 * 3, dtype=torch.float32).reshape(2, 16, 3)  # 4x4 grid, D=3
+    f = pooled_features(tokens, (4, 4), pool=2)
+    assert f.shape == (2, 3 + 4 * 3)
+    torch.testing.assert_close(f[:, :3], tokens.mean(1))
+    top_left = tokens[0].reshape(4, 4, 3)[:2, :2].reshape(4, 3).mean(0)  # cell (0, 0), channel-major layout
+    torch.testing.assert_close(f[0, 3::4], top_left)
+    assert pooled_features(tokens, (4, 4), pool=8).shape == (2, 3 + 16 * 3)  # small grid: used whole
+    with pytest.raises(ProbeError):
+        pooled_features(tokens, (3, 3))
+
+
+def test_too_few_episodes_are_refused():
+    with pytest.raises(ProbeError, match="at least 5"):
+        split_episodes(3)
+    assert split_episodes(5) == ([0, 1, 2], [3], [4])
+
+
+def test_run_probe_end_to_end_on_a_visible_square():
+    """A tiny random encoder on frames showing a square at the 'end-effector' position."""
+    rng = np.random.default_rng(3)
+    eps = []
+    for _ in range(10):
+        xy = rng.integers(0, 24, size=(30, 2))
+        frames = np.zeros((30, 32, 32, 3), np.uint8)
+        for t, (x, y) in enumerate(xy):
+            frames[t, y : y + 8, x : x + 8] = 255
+        ee = np.concatenate([xy / 32.0, np.zeros((30, 1))], axis=1)
+        eps.append(ProbeEpisode(frames=frames, ee=ee, obj=None))
+    enc = build_encoder("vit_tiny", depth=1, embed_dim=32, num_heads=2, patch_size=8, image_size=32)
+    res = run_probe(enc, ProbeSettings(env="synthetic", episodes=10, seed_start=0, render_size=32), episodes=eps,
+                    progress=False)
+    assert res["r2_object"] is None and res["object"] is None
+    assert res["r2_ee"] > 0.5
+    assert res["feature_dim"] == 32 + 4 * 4 * 32
+    assert res["settings"]["env"] == "synthetic"
+
+
+def _cli(args):
+    import simjepa_cli
+
+    try:
+        simjepa_cli.main(args)
+    except SystemExit as exc:
+        return exc.code
+    return 0
+
+
+def test_cli_probe_end_to_end_on_reach(tmp_path, capsys):
+    """Tiny checkpoint, 5 Reach episodes at 32 px: JSON written, no object probe for Reach."""
+    import json
+
+    from world_model.encoder_loading import save_encoder
+
+    enc = build_encoder("vit_tiny", seed=3, depth=1, embed_dim=32, num_heads=2, patch_size=8, image_size=32)
+    save_encoder(tmp_path / "enc.pt", enc)
+    out = tmp_path / "probe.json"
+    code = _cli(["probe", "--encoder", str(tmp_path / "enc.pt"), "--env", "simjepa/Reach-v0", "--episodes", "5",
+                 "--seed-start", "0", "--out", str(out), "--policy", "expert", "--quiet"])
+    assert code == 0
+    res = json.loads(out.read_text())
+    assert res["r2_object"] is None and np.isfinite(res["r2_ee"])
+    assert res["settings"]["render_size"] == 32 and res["encoder"]["config"]["patch_size"] == 8
+    code = _cli(["probe", "--encoder", str(tmp_path / "enc.pt"), "--random-init", "--env", "simjepa/Reach-v0",
+                 "--episodes", "5", "--out", str(tmp_path / "r.json"), "--quiet"])
+    rnd = json.loads((tmp_path / "r.json").read_text())
+    assert rnd["encoder"]["random_init"] and rnd["encoder"]["weights_hash"] != res["encoder"]["weights_hash"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "simjepa/Push-v0", "--episodes", "3"], "at least 5"),
+    (["--env", "simjepa/Nope-v0", "--encoder", "vit_tiny"], "unknown env id"),
+    (["--env", "simjepa/Push-v0", "--encoder", "missing.pt"], "neither a checkpoint path"),
+])
+def test_cli_probe_bad_input_exits_2(tmp_path, capsys, args, message):
+    code = _cli(["probe", *args, "--out", str(tmp_path / "p.json"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p.json").exists()

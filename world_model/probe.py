@@ -1,0 +1,319 @@
+"""Linear probes of frozen encoder features: does the encoder know where the gripper and cube are?
+
+A planner minimising feature distance can only reach a goal the features encode, so the test of a
+small in-domain encoder is whether end-effector and object positions are *linearly* decodable from
+its frozen features on held-out episodes. The probe is ridge regression in closed form (one SVD
+serves every alpha; alpha is chosen on a validation split of episodes, then refit on train + val).
+Features per frame are the mean over patches (global content) concatenated with the token grid
+average-pooled to ``pool x pool`` cells (where things are). Splits are by episode, never by frame,
+so near-duplicate consecutive frames cannot leak between train and test.
+
+R^2 is variance-weighted over the coordinates, ``1 - sum ||y - y_hat||^2 / sum ||y - mean||^2``:
+a coordinate that barely varies (the cube's height while it rests on the table) then neither
+dominates nor breaks the score, unlike a per-axis average. Per-axis values are reported too.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from envs.errors import SimjepaError
+
+DEFAULT_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+
+class ProbeError(SimjepaError):
+    """Bad probe input: too few episodes for the splits, features and targets of unequal length."""
+
+
+# --- ridge ------------------------------------------------------------------------------------------
+
+
+def r2_score(y: np.ndarray, y_hat: np.ndarray) -> float:
+    """Variance-weighted R^2 of ``[N, K]`` targets (see module docstring)."""
+    y, y_hat = np.asarray(y, np.float64), np.asarray(y_hat, np.float64)
+    ss_tot = float(((y - y.mean(0)) ** 2).sum())
+    if ss_tot <= 0:
+        return float("nan")
+    return 1.0 - float(((y - y_hat) ** 2).sum()) / ss_tot
+
+
+def r2_per_axis(y: np.ndarray, y_hat: np.ndarray) -> list[float | None]:
+    out = []
+    for k in range(y.shape[1]):
+        r = r2_score(y[:, k : k + 1], y_hat[:, k : k + 1])
+        out.append(None if math.isnan(r) else r)
+    return out
+
+
+@dataclass
+class RidgeProbe:
+    """``y = ((x - mean) / scale) @ weight + bias``; features standardised with training statistics."""
+
+    mean: np.ndarray  # [F]
+    scale: np.ndarray  # [F]
+    weight: np.ndarray  # [F, K]
+    bias: np.ndarray  # [K]
+    alpha: float
+    val_r2: dict[float, float] = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return ((np.asarray(x, np.float64) - self.mean) / self.scale) @ self.weight + self.bias
+
+
+def _ridge_solutions(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> dict[float, np.ndarray]:
+    """Ridge weights for every alpha from one thin SVD of centred, standardised ``x [N, F]``."""
+    u, s, vt = np.linalg.svd(x, full_matrices=False)  # works for N < F and N > F alike
+    uty = u.T @ y  # [r, K]
+    return {a: vt.T @ ((s / (s**2 + a))[:, None] * uty) for a in alphas}
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(0)
+    scale = x.std(0)
+    scale[scale < 1e-8] = 1.0
+    return mean, scale
+
+
+def fit_ridge(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+) -> RidgeProbe:
+    """Choose alpha by validation R^2, then refit on train + val with that alpha."""
+    x_train, y_train = np.asarray(x_train, np.float64), np.asarray(y_train, np.float64)
+    x_val, y_val = np.asarray(x_val, np.float64), np.asarray(y_val, np.float64)
+    if len(x_train) != len(y_train) or len(x_val) != len(y_val):
+        raise ProbeError(f"features and targets differ in length ({len(x_train)}/{len(y_train)}, {len(x_val)}/{len(y_val)})")
+    if len(x_train) < 2 or len(x_val) < 1:
+        raise ProbeError("the probe needs at least 2 training and 1 validation samples; use more --episodes")
+    mean, scale = _standardise(x_train)
+    y_mean = y_train.mean(0)
+    sols = _ridge_solutions((x_train - mean) / scale, y_train - y_mean, alphas)
+    val_r2 = {a: r2_score(y_val, ((x_val - mean) / scale) @ w + y_mean) for a, w in sols.items()}
+    best = max(alphas, key=lambda a: -math.inf if math.isnan(val_r2[a]) else val_r2[a])
+    x_all, y_all = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+    mean, scale = _standardise(x_all)
+    y_mean = y_all.mean(0)
+    weight = _ridge_solutions((x_all - mean) / scale, y_all - y_mean, [best])[best]
+    return RidgeProbe(mean=mean, scale=scale, weight=weight, bias=y_mean, alpha=best, val_r2=val_r2)
+
+
+def split_episodes(n: int, fractions: tuple[float, float] = (0.6, 0.2)) -> tuple[list[int], list[int], list[int]]:
+    """Episode indices for train / validation / test (in order; episodes are i.i.d. by seed)."""
+    n_train = int(round(n * fractions[0]))
+    n_val = int(round(n * fractions[1]))
+    if n_train < 1 or n_val < 1 or n - n_train - n_val < 1:
+        raise ProbeError(f"{n} episodes cannot be split into train/validation/test; use at least 5 --episodes")
+    return list(range(n_train)), list(range(n_train, n_train + n_val)), list(range(n_train + n_val, n))
+
+
+# --- features ---------------------------------------------------------------------------------------
+
+
+def pooled_features(tokens: torch.Tensor, grid_hw: tuple[int, int], pool: int = 4) -> torch.Tensor:
+    """One frame's tokens ``[B, h*w, D]`` -> ``[B, D + p*p*D]``: patch mean, then ``p x p`` pooled grid.
+
+    ``p = min(pool, h, w)``; a grid already that small is used as is (the full flattened grid).
+    """
+    h, w = grid_hw
+    b, n, d = tokens.shape
+    if n != h * w:
+        raise ProbeError(f"expected {h}x{w}={h * w} tokens per frame, got {n}")
+    grid = tokens.float().transpose(1, 2).reshape(b, d, h, w)  # [B, D, h, w]
+    p_h, p_w = min(pool, h), min(pool, w)
+    pooled = F.adaptive_avg_pool2d(grid, (p_h, p_w)).flatten(1)  # [B, D*p*p]
+    return torch.cat([tokens.float().mean(1), pooled], dim=1)
+
+
+def encode_frames(encoder: torch.nn.Module, frames: np.ndarray, image_size: int | None = None, pool: int = 4,
+                  batch_size: int = 64) -> np.ndarray:
+    """uint8 frames ``[N, H, W, 3]`` -> probe features ``[N, F]`` with the frozen encoder.
+
+    Each frame is encoded by :class:`FrozenEncoder` as a 2-frame clip of itself (the official
+    single-image convention, and how planning encodes observations) in bf16 autocast.
+    """
+    from world_model.frozen_encoder import FrozenEncoder
+
+    frozen = FrozenEncoder(encoder, image_size, batch_size=batch_size)
+    tokens = frozen.encode(frames)  # [N, h*w, D]
+    return pooled_features(tokens, frozen.grid, pool).numpy()
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeEpisode:
+    frames: np.ndarray  # [T+1, H, W, 3] uint8
+    ee: np.ndarray  # [T+1, 3] end-effector position (m)
+    obj: np.ndarray | None  # [T+1, 3] object position (m), None for envs without one
+
+
+def _object_position(env: Any) -> np.ndarray | None:
+    """The manipulated object's position, for envs that have one (our cube tasks)."""
+    base = env.unwrapped
+    if hasattr(base, "cube_pose"):
+        return np.asarray(base.cube_pose()[0], np.float64)
+    return None
+
+
+POLICIES = ("mixed", "expert", "random")
+
+
+def make_probe_policy(name: str, env: Any, seed: int) -> Callable[[dict], np.ndarray]:
+    """Seeded action source: ``expert``, ``random`` (uniform), or ``mixed``.
+
+    ``mixed`` is the expert with Gaussian action noise (std 0.2) that, with probability 0.1 per
+    step, hands over to a uniform random segment of 3-8 steps: the expert makes the cube move (a
+    random policy rarely touches it), the noise and detours make positions vary beyond the expert's
+    straight lines, so the probe is not fit to one trajectory family.
+    """
+    if name not in POLICIES:
+        raise ProbeError(f"unknown probe policy {name!r}; choose one of {', '.join(POLICIES)}")
+    rng = np.random.default_rng(seed)
+    low, high = env.action_space.low, env.action_space.high
+    if name == "random":
+        return lambda obs: rng.uniform(low, high).astype(np.float32)
+    from envs.experts import make_expert
+
+    expert = make_expert(env)
+    expert.reset()
+    if name == "expert":
+        return expert.act
+    random_left = [0]
+
+    def mixed(obs: dict) -> np.ndarray:
+        a = expert.act(obs)  # keeps the expert's phase current even during random segments
+        if random_left[0] == 0 and rng.random() < 0.1:
+            random_left[0] = int(rng.integers(3, 9))
+        if random_left[0] > 0:
+            random_left[0] -= 1
+            return rng.uniform(low, high).astype(np.float32)
+        return np.clip(a + rng.normal(0.0, 0.2, a.shape), low, high).astype(np.float32)
+
+    return mixed
+
+
+def collect_probe_episodes(
+    env_id: str, episodes: int, seed_start: int, render_size: int, policy: str = "mixed",
+    progress: bool = True,
+) -> list[ProbeEpisode]:
+    """Roll out ``episodes`` seeded episodes (``seed_start + i``) and record frames and positions."""
+    from tqdm import tqdm
+
+    from envs import make_env
+
+    env = make_env(env_id, render_size=render_size)
+    out = []
+    try:
+        for i in tqdm(range(episodes), desc=f"probe episodes {env_id}", disable=not progress):
+            seed = seed_start + i
+            obs, _ = env.reset(seed=seed)
+            act = make_probe_policy(policy, env, seed)
+            frames, ee, obj = [obs["pixels"]], [obs["state"][:3]], [_object_position(env)]
+            done = False
+            while not done:
+                obs, _, terminated, truncated, _ = env.step(act(obs))
+                frames.append(obs["pixels"])
+                ee.append(obs["state"][:3])
+                obj.append(_object_position(env))
+                done = terminated or truncated
+            out.append(ProbeEpisode(
+                frames=np.stack(frames), ee=np.stack(ee).astype(np.float64),
+                obj=None if obj[0] is None else np.stack(obj),
+            ))
+    finally:
+        env.close()
+    return out
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON via a temp file + rename: an interrupted run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# --- the probe --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeSettings:
+    env: str
+    episodes: int
+    seed_start: int
+    render_size: int
+    policy: str = "mixed"
+    pool: int = 4
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    split: tuple[float, float] = (0.6, 0.2)
+
+
+def probe_features(
+    features: Sequence[np.ndarray], targets: Sequence[np.ndarray], split: tuple[float, float] = (0.6, 0.2),
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+) -> dict[str, Any]:
+    """Fit and score a ridge probe from per-episode features ``[T_i, F]`` to targets ``[T_i, K]``."""
+    if len(features) != len(targets):
+        raise ProbeError(f"{len(features)} feature episodes but {len(targets)} target episodes")
+    tr, va, te = split_episodes(len(features), split)
+    cat = lambda xs, idx: np.concatenate([xs[i] for i in idx])  # noqa: E731
+    probe = fit_ridge(cat(features, tr), cat(targets, tr), cat(features, va), cat(targets, va), alphas)
+    y_te = cat(targets, te)
+    y_hat = probe.predict(cat(features, te))
+    return {
+        "r2": r2_score(y_te, y_hat),
+        "r2_per_axis": r2_per_axis(y_te, y_hat),
+        "rmse_m": float(np.sqrt(((y_te - y_hat) ** 2).sum(1).mean())),
+        "alpha": probe.alpha,
+        "val_r2": {str(a): r for a, r in probe.val_r2.items()},
+        "frames": {"train": sum(len(features[i]) for i in tr), "val": sum(len(features[i]) for i in va),
+                   "test": len(y_te)},
+    }
+
+
+def run_probe(
+    encoder: torch.nn.Module, settings: ProbeSettings, image_size: int | None = None, progress: bool = True,
+    episodes: Sequence[ProbeEpisode] | None = None,
+) -> dict[str, Any]:
+    """Collect episodes (unless given), encode with the frozen encoder, probe ee and object position."""
+    t0 = time.perf_counter()
+    image_size = image_size or encoder.config.image_size
+    if episodes is None:
+        episodes = collect_probe_episodes(settings.env, settings.episodes, settings.seed_start,
+                                          settings.render_size, settings.policy, progress)
+    split_episodes(len(episodes), settings.split)  # fail before encoding if too few
+    t1 = time.perf_counter()
+    feats = [encode_frames(encoder, e.frames, image_size, settings.pool) for e in episodes]
+    t2 = time.perf_counter()
+    ee = probe_features(feats, [e.ee for e in episodes], settings.split, settings.alphas)
+    has_obj = all(e.obj is not None for e in episodes)
+    obj = probe_features(feats, [e.obj for e in episodes], settings.split, settings.alphas) if has_obj else None
+    return {
+        "r2_ee": ee["r2"],
+        "r2_object": obj["r2"] if obj else None,
+        "ee": ee,
+        "object": obj,
+        "feature_dim": int(feats[0].shape[1]),
+        "image_size": image_size,
+        "settings": {**asdict(settings), "alphas": list(settings.alphas), "split": list(settings.split)},
+        "seconds": {"collect": t1 - t0, "encode": t2 - t1, "fit": time.perf_counter() - t2},
+    }
