@@ -100,6 +100,9 @@ class Agent:
         self.action_dim = int(getattr(pcfg, "action_dim", info.get("action_dim", 7)))
         self.state_dim = int(getattr(pcfg, "state_dim", info.get("state_dim", 7)))
         self._advance_fn = advance_state if advance_state is not None else _default_advance_state()
+        params = getattr(world_model.predictor, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        self.device = first.device if first is not None else torch.device("cpu")  # features go where the predictor is
         self._goal_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._warned = False
         self.set_action_scale(action_scale if action_scale is not None else info.get("action_scale"))
@@ -147,7 +150,7 @@ class Agent:
     # -- features ----------------------------------------------------------------------------------
     def encode(self, pixels: np.ndarray) -> torch.Tensor:
         """Layer-normed (if the predictor expects it) features of one frame: ``[N, D]`` fp32."""
-        z = self.world_model.encode(pixels[None])[0].float()  # [N, D]; encode resizes to image_size
+        z = self.world_model.encode(pixels[None])[0].float().to(self.device)  # [N, D]; encode resizes to image_size
         return normalize_reps(z) if self.config.normalize_inputs else z
 
     def goal_features(self, pixels: np.ndarray) -> torch.Tensor:
@@ -156,7 +159,7 @@ class Agent:
         if key in self._goal_cache:
             self._goal_cache.move_to_end(key)
             return self._goal_cache[key]
-        z = normalize_reps(self.world_model.encode(pixels[None])[0])
+        z = normalize_reps(self.world_model.encode(pixels[None])[0].to(self.device))
         self._goal_cache[key] = z
         while len(self._goal_cache) > GOAL_CACHE_SIZE:
             self._goal_cache.popitem(last=False)
@@ -191,7 +194,7 @@ class Agent:
             self._warned = True
         context = Context(
             torch.stack(self._feats),  # [C, N, D]
-            torch.from_numpy(np.stack(self._states)).float(),  # [C, K]
+            torch.from_numpy(np.stack(self._states)).float().to(self.device),  # [C, K]
             torch.from_numpy(np.stack(self._actions[-(len(self._feats) - 1):])).float() if len(self._feats) > 1 else torch.zeros(0, self.action_dim),
         )
         init = shift_plan(self._prev_plan) if (self.config.cem.warm_start and self._prev_plan is not None) else None

@@ -69,20 +69,22 @@ def imagine(
     """
     s, h, _ = actions.shape
     c = context.feats.shape[0]
-    last_state = context.states[-1].float()
+    device = context.feats.device  # the predictor's device: the agent puts features there
+    last_state = context.states[-1].float().cpu()
     if advance is None:
         pred_states = last_state.expand(s, h, -1).clone()  # [S, H, K]
     else:
         pred_states = advance_states(last_state, actions, advance)  # [S, H, K]
+    pred_states = pred_states.to(device)
     ctx_feats = context.feats.float().expand(s, *context.feats.shape)  # [S, C, N, D]
-    all_actions = torch.cat([context.actions.float().expand(s, c - 1, -1), actions.float()], dim=1)  # [S, C-1+H, A]
-    all_states = torch.cat([context.states.float().expand(s, c, -1), pred_states[:, :-1]], dim=1)  # [S, C+H-1, K]
+    all_actions = torch.cat([context.actions.float().to(device).expand(s, c - 1, -1), actions.float().to(device)], dim=1)  # [S, C-1+H, A]
+    all_states = torch.cat([context.states.float().to(device).expand(s, c, -1), pred_states[:, :-1]], dim=1)  # [S, C+H-1, K]
 
     feats = ctx_feats
     preds = []
     for k in range(h):
         t = c + k  # frames fed this step
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_autocast), torch.no_grad():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast), torch.no_grad():
             out = predictor(feats, all_actions[:, :t], all_states[:, :t])  # [S, t, N, D]
         raw = out[:, -1:].float()  # [S, 1, N, D]: prediction of frame t
         normed = normalize_reps(raw)

@@ -109,7 +109,8 @@ class LatentPlanner:
         """Energy of each candidate ``actions [S, H, A]`` -> ``[S]``."""
         cfg = self.config
         pred, states = imagine(self.predictor, context, actions, self.advance, cfg.normalize_inputs, cfg.autocast)
-        return energy(pred, goal_feats, cfg.energy, states, goal_state)
+        goal_state = None if goal_state is None else goal_state.to(pred.device)
+        return energy(pred, goal_feats.to(pred.device), cfg.energy, states, goal_state).cpu()
 
     def plan(
         self,
