@@ -70,9 +70,10 @@ class PredictorConfig:
         return cls(**dict(d))
 
 
-# Factories differ only in numbers. vjepa2-ac is the official 24 x 1024 predictor (~305M params).
+# Factories differ only in numbers. vjepa2-ac is the official 24 x 1024 predictor (~305M params);
+# all use head width 64, so their official-layout exports load back with the same head count.
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(width=64, depth=2, num_heads=2),
+    "tiny": dict(width=128, depth=2, num_heads=2),
     "small": dict(width=256, depth=6, num_heads=4),
     "base": dict(width=512, depth=12, num_heads=8),
     "vjepa2-ac": dict(width=1024, depth=24, num_heads=16),

@@ -285,7 +285,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     decay = [p for p in model.parameters() if p.ndim > 1]
     plain = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, foreach=True)
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -543,11 +543,12 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
                     bar.update(1)
                     if "loss" in row:
                         bar.set_postfix(loss=f"{row['loss']:.4f}", tf=f"{row['tf_loss']:.4f}", ro=f"{row['rollout_loss']:.4f}", lr=f"{lr:.1e}")
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or step == stop:
                 if d.main:
                     save_state(ckpt, step, cfg, model, opt, skipped, encoder)
                     log.flush()
-                    plot_losses(metrics_path, out / "loss_curve.png")
+                    if step == stop:
+                        plot_losses(metrics_path, out / "loss_curve.png")
                 d.barrier()
     finally:
         if bar is not None:
