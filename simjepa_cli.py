@@ -168,8 +168,10 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
 @click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
               help="Autocast precision of the matmuls (weights stay fp32).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the encoder (slow start, faster on long runs).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch [default: torch's]; 1 is fastest on a busy shared machine (see README).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compile_, quiet) -> None:
+def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compile_, threads, quiet) -> None:
     """Encode every frame of an episode dataset once with the frozen encoder (fp16 feature cache).
 
     Writes OUT/manifest.json (encoder name, config, weights hash, image size, grid, source) and per
@@ -180,13 +182,17 @@ def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compi
     \b
     Examples:
       simjepa encode --data data/reach --encoder default --out feats/reach
-      simjepa encode --data data/reach --encoder vit_tiny --image-size 64 --out feats/reach-tiny
+      simjepa encode --data data/reach --encoder vit_tiny --image-size 64 --out feats/reach-tiny --threads 1
       simjepa encode --data data/reach --encoder vitl.pt --out feats/reach-vitl --batch-size 8
       torchrun --nproc-per-node 2 "$(which simjepa)" encode --data data/reach --encoder default --out feats/reach
     """
+    import torch
+
     from world_model.encoder_loading import load_encoder
     from world_model.feature_cache import build_feature_cache
 
+    if threads:
+        torch.set_num_threads(threads)
     encoder = load_encoder(encoder_name, image_size=image_size)
     cache = build_feature_cache(data, encoder, out, batch_size=batch_size, precision=precision, compile=compile_,
                                 progress=not quiet)

@@ -128,7 +128,7 @@ def test_official_layout_round_trip(tmp_path):
     c = clip()
     with torch.no_grad():
         assert torch.equal(loaded(c), enc(c))
-    assert loaded.source == str(path)
+    assert loaded.source == str(path.resolve())
 
 
 def test_target_encoder_preferred_and_selectable(tmp_path):

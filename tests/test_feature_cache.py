@@ -157,7 +157,7 @@ def test_two_processes_with_torch_distributed(data, tmp_path):
 def test_cli_encode_and_errors(data, tmp_path, capsys):
     out = tmp_path / "cli"
     simjepa_cli.main(["encode", "--data", str(data), "--encoder", "vit_tiny", "--image-size", "32", "--out", str(out),
-                      "--batch-size", "8", "--quiet"])
+                      "--batch-size", "8", "--threads", "1", "--quiet"])
     assert "4 episodes cached (complete): grid 2x2, dim 192, encoder vit_tiny" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_:
         simjepa_cli.main(["encode", "--data", str(data), "--encoder", "vit_tiny", "--image-size", "48",

@@ -198,7 +198,8 @@ def load_encoder(
     which: str | None = None,
     seed: int = 0,
 ) -> VideoViT:
-    """Load an encoder by name or path; the result is in eval mode and remembers its ``source``.
+    """Load an encoder by name or path; the result is in eval mode and remembers its ``source``
+    (the name, or the file's absolute path).
 
     - ``"default"``: the shipped pretrained encoder (``world_model/assets/default_encoder.pt``).
     - ``"vit_tiny"`` ... ``"vit_gigantic"``: randomly initialised with ``seed`` (a fixed 0 by default).
@@ -229,6 +230,7 @@ def load_encoder(
                 f"{', '.join(ENCODER_CONFIGS)}"
             )
         model = _load_path(path, image_size, num_heads, which)
+        s = str(path.resolve())  # recorded in caches and world models: must work from any directory
     model.source = s
     return model.eval()
 
