@@ -74,7 +74,8 @@ def _planner_options(fn):
         click.option("--state-weight", type=float, default=None, help="Weight of |s_T - s_goal| in the energy (default 0)."),
         click.option("--planner-seed", type=int, default=None, help="Seed of the CEM sampler (default 0)."),
         click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Episode step budget (default: the env's)."),
-        click.option("--render-size", type=click.IntRange(min=16), default=256, show_default=True, help="Env render size in pixels."),
+        click.option("--render-size", type=click.IntRange(min=16), default=None,
+                     help="Env render size in pixels (default: the model's input size; 256 for baselines)."),
         click.option("--subgoals/--no-subgoals", default=True, show_default=True,
                      help="PickPlace: plan through expert-demo sub-goals (grasp, lift, place)."),
     ]

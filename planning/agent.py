@@ -117,7 +117,11 @@ class Agent:
             from world_model.bundle import load_world_model
 
         wm = load_world_model(model)
-        config = PlannerConfig.from_flat(getattr(wm, "planner", None), planner_overrides)
+        tuned = dict(getattr(wm, "planner", None) or {})
+        unknown = sorted(set(tuned) - PlannerConfig.known_names())
+        if unknown:  # a model file from another version must not block planning; user overrides stay strict
+            warnings.warn(f"ignoring planner defaults this version does not know: {unknown}", stacklevel=2)
+        config = PlannerConfig.from_flat({k: v for k, v in tuned.items() if k not in unknown}, planner_overrides)
         return cls(wm, config, action_scale=action_scale)
 
     # -- state -------------------------------------------------------------------------------------

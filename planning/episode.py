@@ -48,7 +48,7 @@ def plan_episode(
     out: str | Path,
     planner_overrides: dict[str, Any] | None = None,
     max_steps: int | None = None,
-    render_size: int = 256,
+    render_size: int | None = None,
     subgoals: bool = True,
     subgoal_threshold: float | None = None,
     landscape: bool = False,
@@ -58,6 +58,8 @@ def plan_episode(
     """Plan one episode with the world model ``model`` and write its video and metrics into ``out``.
 
     ``agent``: an already built agent to use instead of loading ``model`` (its config wins).
+    ``render_size`` None renders at the model's input size: no resize, the frames the model saw in
+    training when its data was collected at that size, and the cheapest render.
     """
     from envs.registration import make_env
 
@@ -65,6 +67,8 @@ def plan_episode(
         raise PlannerConfigError(f"--max-steps {max_steps} must be >= 1")
     if agent is None:
         agent = Agent.from_pretrained(model, **(planner_overrides or {}))
+    if render_size is None:
+        render_size = int(agent.world_model.image_size)
     env = make_env(env_id, render_size=render_size, max_episode_steps=max_steps)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from .episode import load_subgoals
 from .errors import PlannerConfigError
 
 POLICIES = ("planner", "random", "expert")
+DEFAULT_RENDER_SIZE = 256  # baselines without a model: the env's default
 
 # per-process state of a worker: (env, policy, settings)
 _WORKER: dict[str, Any] = {}
@@ -39,9 +40,15 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
 
     if threads is not None:
         torch.set_num_threads(threads)
+    settings = dict(settings)
+    agent = None
+    if settings["policy"] == "planner":  # loaded first: its input size is the default render size
+        agent = make_policy("planner", None, settings["model"], settings["planner_overrides"])
+        settings["render_size"] = settings["render_size"] or int(agent.world_model.image_size)
+    settings["render_size"] = settings["render_size"] or DEFAULT_RENDER_SIZE
     env = make_env(settings["env_id"], render_size=settings["render_size"], max_episode_steps=settings["max_steps"])
-    _WORKER.update(env=env, settings=settings,
-                   policy=make_policy(settings["policy"], env, settings["model"], settings["planner_overrides"]))
+    policy = agent if agent is not None else make_policy(settings["policy"], env, settings["model"], settings["planner_overrides"])
+    _WORKER.update(env=env, settings=settings, policy=policy)
 
 
 def _episode(seed: int) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def _episode(seed: int) -> dict[str, Any]:
     return {
         "seed": seed, "success": m["success"], "final_distance": m["final_distance"],
         "initial_distance": m["initial_distance"], "steps": m["steps"], "seconds_per_action": m["seconds_per_action"],
-        "final_energy": energies[-1] if energies else None,
+        "final_energy": energies[-1] if energies else None, "render_size": st["render_size"],
     }
 
 
@@ -92,14 +99,15 @@ def evaluate(
     workers: int = 1,
     planner_overrides: dict[str, Any] | None = None,
     max_steps: int | None = None,
-    render_size: int = 256,
+    render_size: int | None = None,
     subgoals: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes (seeds ``seed_start ...``), in ``workers`` processes.
 
-    Each worker loads the env and policy once and uses ``torch.set_num_threads(cores // workers)``
-    so parallel episodes do not oversubscribe the CPU. Writes ``results.json`` and ``results.md``.
+    ``render_size`` None: the planner's model input size (256 for baselines). Each worker loads the
+    env and policy once and uses ``torch.set_num_threads(cores // workers)`` so parallel episodes do
+    not oversubscribe the CPU. Writes ``results.json`` and ``results.md``.
     """
     if episodes < 1:
         raise PlannerConfigError(f"--episodes {episodes} must be >= 1")
@@ -142,6 +150,7 @@ def evaluate(
     results = {"env": env_id, "policy": policy, "model": str(model) if policy == "planner" else None,
                "seed_start": seed_start, **summarize(rows), "seconds": time.perf_counter() - t0,
                "settings": {k: v for k, v in settings.items() if k != "env_id"}, "episodes": rows}
+    results["settings"]["render_size"] = rows[0]["render_size"]
     if out is not None:
         out = Path(out)
         write_json(out / "results.json", results)

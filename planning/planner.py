@@ -14,8 +14,8 @@ from .errors import PlannerConfigError
 from .imagine import Context, imagine
 from .protocols import Predictor, StateAdvancer
 
-# Short names accepted by CLIs and ``Agent.from_pretrained(**overrides)``.
-ALIASES = {"iters": "iterations", "energy": "metric", "steps_per_plan": "execute_steps"}
+# Short names accepted by CLIs and ``Agent.from_pretrained(**overrides)``, and the official planner's names.
+ALIASES = {"iters": "iterations", "energy": "metric", "steps_per_plan": "execute_steps", "cem_steps": "iterations", "rollout": "horizon"}
 
 
 @dataclass
@@ -77,6 +77,11 @@ class PlannerConfig:
                 setattr(owner, name, value)
         cfg.validate()
         return cfg
+
+    @classmethod
+    def known_names(cls) -> set[str]:
+        names = {f.name for f in dataclasses.fields(CEMConfig)} | {f.name for f in dataclasses.fields(EnergyConfig)}
+        return names | {f.name for f in dataclasses.fields(cls) if f.name not in ("cem", "energy")} | set(ALIASES)
 
     def to_flat(self) -> dict[str, Any]:
         flat = dataclasses.asdict(self.cem) | dataclasses.asdict(self.energy)

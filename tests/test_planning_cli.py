@@ -82,3 +82,28 @@ def test_evaluate_workers_match_serial(tmp_path):
         assert res.exit_code == 0, res.output
         rows[workers] = [(r["seed"], r["final_distance"]) for r in json.loads((out / "results.json").read_text())["episodes"]]
     assert rows[1] == rows[2]
+
+
+def test_from_pretrained_layers_model_defaults_and_overrides(tiny_model, tmp_path):
+    import numpy as np
+
+    import planning
+    from world_model.bundle import load_world_model, save_world_model
+
+    agent = planning.Agent.from_pretrained(tiny_model, iters=3)
+    assert (agent.config.cem.samples, agent.config.cem.iterations, agent.config.cem.topk) == (16, 3, 4)
+    wm = load_world_model(tiny_model)
+    odd = tmp_path / "odd.pt"
+    from world_model.bundle import encoder_entry
+    from world_model.encoder_loading import encoder_identity
+
+    save_world_model(odd, wm.predictor, encoder_entry(encoder_identity(wm.encoder.encoder), wm.encoder.encoder), 64, (4, 4),
+                     planner={"samples": 12, "topk": 3, "future_knob": 1})
+    with pytest.warns(UserWarning, match="future_knob"):
+        agent = planning.Agent.from_pretrained(odd)
+    assert agent.config.cem.samples == 12
+    with pytest.raises(planning.PlannerConfigError, match="future_knob"):
+        planning.Agent.from_pretrained(odd, future_knob=2)
+    frame = np.zeros((100, 80, 3), np.uint8)  # any frame size: the world model resizes to 64
+    action = agent.act({"pixels": frame, "state": np.zeros(7, np.float32)}, {"pixels": frame})
+    assert action.shape == (7,) and action.dtype == np.float32
