@@ -174,3 +174,14 @@ def test_config_errors_are_one_line_simjepa_errors():
         PlannerConfig.from_flat({"sample": 4})
     cfg = PlannerConfig.from_flat({"iters": 3, "energy": "l2"})
     assert cfg.cem.iterations == 3 and cfg.energy.metric == "l2"
+
+
+def test_context_frames_feed_past_frames_and_executed_actions():
+    agent = toy_agent(context_frames=2, iterations=1)
+    world = agent.world_model
+    env = ToyReachEnv(world, max_episode_steps=3)
+    world.predictor.calls.clear()
+    m = planning.rollout(env, agent, seed=1, stop_on_success=False)
+    assert m["steps"] == 3
+    frames_fed = [c[1] for c in world.predictor.calls]
+    assert frames_fed == [1, 2] + [2, 3] * 2  # first step has one observed frame, later ones two
