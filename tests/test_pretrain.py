@@ -169,3 +169,23 @@ def test_cli_pretrain_bad_input_exits_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err
     assert not (tmp_path / "enc.pt").exists()
+
+
+def test_cli_pretrains_from_a_collected_dataset_and_load_encoder_reads_it(tmp_path):
+    """`simjepa collect` output -> pretrain-encoder -> world_model.load_encoder reads the checkpoint."""
+    from envs.collect import CollectConfig, collect
+    from world_model.encoder_loading import load_encoder
+
+    data = tmp_path / "reach"
+    collect(CollectConfig(env_id="simjepa/Reach-v0", episodes=2, out=str(data), policy="mixed", render_size=32,
+                          max_steps=5), progress=False)
+    out = tmp_path / "enc.pt"
+    code = _cli(["pretrain-encoder", "--data", str(data), "--out", str(out), "--steps", "2", "--batch-size", "2",
+                 "--image-size", "32", "--ckpt-every", "1", "--quiet"])
+    assert code == 0
+    enc = load_encoder(out)
+    assert enc.config.patch_size == 8 and enc.config.image_size == 32
+    with torch.no_grad():
+        assert enc(torch.zeros(1, 3, 2, 32, 32)).shape == (1, 16, enc.config.embed_dim)
+    obj = read_model(out, "encoder")
+    assert obj["pretraining"]["episodes"] == 2 and obj["pretraining"]["data"] == [str(data)]

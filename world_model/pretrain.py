@@ -174,9 +174,9 @@ def load_episode_frames(dirs: Sequence[str | os.PathLike], image_size: int) -> l
         d = Path(d)
         if not d.is_dir():
             raise PretrainError(f"--data {d} is not a directory; collect episodes first with `simjepa collect --out {d}`")
-        ep.read_manifest(d)
-        for i in ep.complete_episode_indices(d):
-            frames = ep.load_episode(d, i)[0]  # [T+1, H, W, 3] uint8
+        ep.read_manifest(str(d))
+        for i in ep.complete_episode_indices(str(d)):
+            frames = ep.load_episode(str(d), i).frames  # [T+1, H, W, 3] uint8
             if frames.shape[1:3] != (image_size, image_size):
                 x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
                 x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)

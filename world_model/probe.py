@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -159,79 +159,34 @@ class ProbeEpisode:
     obj: np.ndarray | None  # [T+1, 3] object position (m), None for envs without one
 
 
-def _object_position(env: Any) -> np.ndarray | None:
-    """The manipulated object's position, for envs that have one (our cube tasks)."""
-    base = env.unwrapped
-    if hasattr(base, "cube_pose"):
-        return np.asarray(base.cube_pose()[0], np.float64)
-    return None
+def object_slice(env: Any) -> slice | None:
+    """Where the manipulated object's position sits in ``obs["state"]``, for envs that have one.
 
-
-POLICIES = ("mixed", "expert", "random")
-
-
-def make_probe_policy(name: str, env: Any, seed: int) -> Callable[[dict], np.ndarray]:
-    """Seeded action source: ``expert``, ``random`` (uniform), or ``mixed``.
-
-    ``mixed`` is the expert with Gaussian action noise (std 0.2) that, with probability 0.1 per
-    step, hands over to a uniform random segment of 3-8 steps: the expert makes the cube move (a
-    random policy rarely touches it), the noise and detours make positions vary beyond the expert's
-    straight lines, so the probe is not fit to one trajectory family.
+    Our cube tasks append (cube position, cube Euler, target) after the 7 proprioceptive values
+    (:class:`envs.tasks._CubeTask`); Reach appends its goal point, which is no object.
     """
-    if name not in POLICIES:
-        raise ProbeError(f"unknown probe policy {name!r}; choose one of {', '.join(POLICIES)}")
-    rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
-    if name == "random":
-        return lambda obs: rng.uniform(low, high).astype(np.float32)
-    from envs.experts import make_expert
-
-    expert = make_expert(env)
-    expert.reset()
-    if name == "expert":
-        return expert.act
-    random_left = [0]
-
-    def mixed(obs: dict) -> np.ndarray:
-        a = expert.act(obs)  # keeps the expert's phase current even during random segments
-        if random_left[0] == 0 and rng.random() < 0.1:
-            random_left[0] = int(rng.integers(3, 9))
-        if random_left[0] > 0:
-            random_left[0] -= 1
-            return rng.uniform(low, high).astype(np.float32)
-        return np.clip(a + rng.normal(0.0, 0.2, a.shape), low, high).astype(np.float32)
-
-    return mixed
+    return slice(7, 10) if hasattr(env.unwrapped, "cube_pose") else None
 
 
 def collect_probe_episodes(
     env_id: str, episodes: int, seed_start: int, render_size: int, policy: str = "mixed",
     progress: bool = True,
 ) -> list[ProbeEpisode]:
-    """Roll out ``episodes`` seeded episodes (``seed_start + i``) and record frames and positions."""
+    """Roll out ``episodes`` seeded episodes (``seed_start + i``) with ``simjepa collect``'s policies."""
     from tqdm import tqdm
 
     from envs import make_env
+    from envs.collect import run_episode
 
     env = make_env(env_id, render_size=render_size)
+    obj = object_slice(env)
+    max_steps = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 50
     out = []
     try:
         for i in tqdm(range(episodes), desc=f"probe episodes {env_id}", disable=not progress):
-            seed = seed_start + i
-            obs, _ = env.reset(seed=seed)
-            act = make_probe_policy(policy, env, seed)
-            frames, ee, obj = [obs["pixels"]], [obs["state"][:3]], [_object_position(env)]
-            done = False
-            while not done:
-                obs, _, terminated, truncated, _ = env.step(act(obs))
-                frames.append(obs["pixels"])
-                ee.append(obs["state"][:3])
-                obj.append(_object_position(env))
-                done = terminated or truncated
-            out.append(ProbeEpisode(
-                frames=np.stack(frames), ee=np.stack(ee).astype(np.float64),
-                obj=None if obj[0] is None else np.stack(obj),
-            ))
+            ep = run_episode(env, policy, seed_start + i, max_steps)
+            states = ep.states.astype(np.float64)
+            out.append(ProbeEpisode(frames=ep.frames, ee=states[:, :3], obj=None if obj is None else states[:, obj]))
     finally:
         env.close()
     return out
