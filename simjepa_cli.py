@@ -274,13 +274,17 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per step.")
 @click.option("--image-size", type=click.IntRange(min=16), default=64, show_default=True, help="Frame size (multiple of 16).")
 @click.option("--patch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Patch size (divides --image-size).")
+@click.option("--depth", type=click.IntRange(min=1), default=None, help="Override the config's depth (shipped encoder: 6).")
 @click.option("--frames", type=click.IntRange(min=2), default=2, show_default=True, help="Frames per clip (even; tubelet 2).")
 @click.option("--lr", type=float, default=5e-4, show_default=True, help="Peak learning rate (warm-up from 1e-4, cosine to 1e-5).")
+@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True, help="Warm-up steps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save resumable state every N steps.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (1 is fastest on a busy shared machine) [default: torch's].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_size, patch_size, frames, lr, seed,
-                         ckpt_every, quiet) -> None:
+def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_size, patch_size, depth, frames, lr, warmup,
+                         seed, ckpt_every, threads, quiet) -> None:
     """Self-supervised V-JEPA pretraining of a small encoder on simulator video.
 
     Mask-denoising in latent space: multi-block masks (short- and long-range), a context encoder
@@ -293,7 +297,7 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
     Examples:
       simjepa collect --env simjepa/Push-v0 --episodes 200 --policy mixed --render-size 64 --out data/push64
       simjepa pretrain-encoder --data data/push64 --config vit_tiny --out runs/enc.pt
-      simjepa pretrain-encoder --data data/reach64 --data data/push64 --out runs/enc.pt --steps 3000
+      simjepa pretrain-encoder --data data/reach64 --data data/push64 --out runs/enc.pt --depth 6 --threads 1
       simjepa probe --encoder runs/enc.pt --env simjepa/Push-v0 --episodes 40 --seed-start 5000 --out runs/probe.json
     """
     from pathlib import Path
@@ -302,8 +306,13 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
 
     if Path(out).is_dir():
         raise PretrainError(f"--out {out} is a directory; pass a checkpoint file name such as {Path(out) / 'encoder.pt'}")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     cfg = PretrainConfig(encoder=config_name, image_size=image_size, patch_size=patch_size, frames=frames, steps=steps,
-                         batch_size=batch_size, lr=lr, seed=seed, ckpt_every=ckpt_every)
+                         batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, ckpt_every=ckpt_every,
+                         encoder_overrides={} if depth is None else {"depth": depth})
     cfg.check()
     episodes = load_episode_frames(data_dirs, image_size)
     res = pretrain(cfg, episodes, out, progress=not quiet, data=list(data_dirs))
