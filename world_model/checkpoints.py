@@ -42,6 +42,11 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
             return load_safetensors(str(path), device="cpu")
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():  # junk bytes, not a foreign object: treat as corrupt
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: not a PyTorch or safetensors file, or corrupt "
+                f"({str(exc).splitlines()[0][:80]}); re-download or re-create it"
+            ) from None
         raise CheckpointError(
             f"refusing to load {path}: it holds Python objects, not only tensors (a pickle that could run "
             f"code); re-save it as a plain state dict or safetensors ({str(exc).splitlines()[0][:120]})"
