@@ -42,14 +42,14 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
             return load_safetensors(str(path), device="cpu")
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():  # junk bytes, not a foreign object: treat as corrupt
+        if "allowed global" not in str(exc) and "GLOBAL" not in str(exc):  # junk bytes, not a foreign object
             raise CheckpointError(
                 f"cannot read checkpoint {path}: not a PyTorch or safetensors file, or corrupt "
-                f"({str(exc).splitlines()[0][:80]}); re-download or re-create it"
+                f"(the unpickler stopped at an invalid opcode); re-download or re-create it"
             ) from None
         raise CheckpointError(
             f"refusing to load {path}: it holds Python objects, not only tensors (a pickle that could run "
-            f"code); re-save it as a plain state dict or safetensors ({str(exc).splitlines()[0][:120]})"
+            f"code); re-save it as a plain state dict or safetensors ({_blocked_global(exc)})"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CheckpointError(
@@ -61,6 +61,14 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict of tensors")
     return obj
+
+
+def _blocked_global(exc: Exception) -> str:
+    """The name of the global the weights-only unpickler refused, for the error message."""
+    for line in str(exc).splitlines():
+        if "GLOBAL" in line:
+            return line.strip()[:160]
+    return "a non-tensor object"
 
 
 def save_file(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
