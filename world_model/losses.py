@@ -5,10 +5,11 @@ As V-JEPA 2-AC (``app/vjepa_droid/train.py``): features are layer-normed without
 the loss and before being fed back, and the loss is teacher-forcing + rollout, summed.
 
 Rollout targets: rollout step j (0-based) from a context ending at frame c-1 predicts frame c+j and
-is scored against the TRUE features of frame c+j. jepa-wms (Terver et al., appendix B) reports a
-V-JEPA 2-AC rollout loss in which the model, fed [true z1, predicted z2], was trained to output z2
-again, i.e. the target lagged the prediction by one step; :func:`rollout_targets` is the single
-place that pairs predictions with targets so a test can pin the indexing.
+is scored against the TRUE features of frame c+j. The defect attributed to the official 2-step
+rollout loss by jepa-wms (appendix B of its paper) is a one-step lag: the model, fed [true z1,
+predicted z2], trained to output z2 again. (The mirrored official ``train.py`` at c2963a4 pairs
+[z1_hat, z2_hat] with [z1, z2]; we pin our own indexing regardless.) :func:`rollout_targets` is the
+single place that pairs predictions with targets, so a test pins it.
 """
 from __future__ import annotations
 

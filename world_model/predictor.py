@@ -268,7 +268,7 @@ def load_predictor(path_or_name: str | Path) -> ACPredictor:
     if str(path_or_name) == "default" or Path(path_or_name).is_dir():
         from .bundle import load_world_model
 
-        return load_world_model(path_or_name).predictor
+        return load_world_model(path_or_name, with_encoder=False).predictor
     path = Path(path_or_name)
     obj = load_file(path)
     fmt = obj.get("format")
