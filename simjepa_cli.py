@@ -204,7 +204,8 @@ def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compi
 
 # --- predictor training: simjepa train (world_model/train.py) ----------------------------------
 @cli.command("train")
-@click.option("--features", type=click.Path(file_okay=False), required=True, help="Feature cache written by `simjepa encode`.")
+@click.option("--features", type=click.Path(file_okay=False), required=True, multiple=True,
+              help="Feature cache written by `simjepa encode`; repeat to train one model on several (same encoder).")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Run folder: final.pt, val.json, metrics.jsonl, loss_curve.png, checkpoint.pt (resumed if present).")
 @click.option("--config", "config_name", type=click.Choice(["tiny", "small", "base", "vjepa2-ac"]), default="small",
@@ -239,6 +240,7 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
       simjepa train --features feats/reach --out models/reach
       simjepa train --features feats/reach --out models/reach-l2 --loss l2 --steps 5000
       simjepa train --features feats/reach --out models/tiny --config tiny --steps 200 --batch-size 8
+      simjepa train --features feats/reach --features feats/push --out models/multi
       torchrun --nproc-per-node 2 -m world_model.train --features feats/reach --out models/reach-ddp
     """
     from world_model.train import TrainConfig, open_features, train

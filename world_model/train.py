@@ -474,7 +474,7 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
     metrics_path = out / "metrics.jsonl"
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "train_config.json", {**asdict(cfg), "features": source.manifest.get("path"), "encoder": encoder,
+        write_json(out / "train_config.json", {**asdict(cfg), "features": source.manifest.get("paths") or source.manifest.get("path"), "encoder": encoder,
                                                 "window_frames": frames, "world_size": d.world, "grid": list(grid),
                                                 "train_episodes": train_eps, "val_episodes": val_eps})
         if step:
@@ -588,9 +588,10 @@ def _save_final(out: Path, model: ACPredictor, source: EpisodeSource, encoder: M
     size = source.manifest.get("image_size") or encoder["config"].get("image_size", grid[0] * 16)
     image_size = int(size[0] if isinstance(size, (list, tuple)) else size)
     env_id = (source.manifest.get("source") or {}).get("env_id") or source.manifest.get("env_id")
+    env_ids = list(source.manifest.get("env_ids") or ([env_id] if env_id else []))
     meta = {
         "train": cfg.identity(), "encoder_name": encoder["name"], "encoder_weights_hash": encoder["weights_hash"],
-        "env_ids": [env_id] if env_id else [],
+        "env_ids": env_ids,
         "action_dim": info["action_dim"], "state_dim": info["state_dim"], "skipped_batches": skipped,
         "rank_weight_hashes": hashes, "val_rollout_l1": dict(val.get("rollout_l1", {})),
         "val_copy_last_l1": dict(val.get("copy_last_l1", {})),
@@ -624,11 +625,49 @@ def _try_load_encoder(identity: Mapping[str, Any]) -> torch.nn.Module | None:
     return enc
 
 
-def open_features(path: str | Path) -> EpisodeSource:
-    """Open a feature cache directory written by ``simjepa encode``."""
+class MultiSource:
+    """Several feature caches of the same encoder trained on as one (a multi-task world model).
+
+    Episode ids are renumbered consecutively; the manifest is the first cache's with ``env_ids``
+    and ``paths`` listing all of them. Caches from different encoders or grids are refused, since
+    their features live in different spaces.
+    """
+
+    def __init__(self, sources: Sequence[EpisodeSource]):
+        first = sources[0].manifest
+        for src in sources[1:]:
+            m = src.manifest
+            if m.get("encoder", {}).get("weights_hash") != first.get("encoder", {}).get("weights_hash"):
+                raise TrainError(
+                    f"feature caches {first.get('path')} and {m.get('path')} come from different encoders; "
+                    f"encode every dataset with the same --encoder"
+                )
+            if list(m.get("grid") or []) != list(first.get("grid") or []):
+                raise TrainError(f"feature caches {first.get('path')} and {m.get('path')} have different token grids")
+        self._index = [(src, i) for src in sources for i in src.episodes]
+        env_ids = [(s.manifest.get("source") or {}).get("env_id") or s.manifest.get("env_id") for s in sources]
+        self.manifest = {**first, "env_ids": [e for e in env_ids if e], "paths": [s.manifest.get("path") for s in sources]}
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def episodes(self) -> list[int]:
+        return list(range(len(self._index)))
+
+    def episode(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src, j = self._index[i]
+        return src.episode(j)
+
+
+def open_features(paths: str | Path | Sequence[str | Path]) -> EpisodeSource:
+    """Open one feature cache directory written by ``simjepa encode``, or several as one source."""
     from .feature_cache import FeatureCache
 
-    return FeatureCache.open(path)
+    if isinstance(paths, (str, Path)):
+        return FeatureCache.open(paths)
+    caches = [FeatureCache.open(p) for p in paths]
+    return caches[0] if len(caches) == 1 else MultiSource(caches)
 
 
 def main_args(argv: Sequence[str] | None = None) -> None:

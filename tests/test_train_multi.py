@@ -1,0 +1,30 @@
+"""Training one world model on several tasks' feature caches at once."""
+import numpy as np
+import pytest
+
+from world_model.train import ArraySource, MultiSource, TrainError
+
+
+def _source(env_id: str, n: int, weights_hash: str = "abc", grid=(2, 2), offset: float = 0.0) -> ArraySource:
+    rng = np.random.default_rng(n)
+    eps = [(rng.standard_normal((5, 4, 8)).astype(np.float16) + offset, np.zeros((4, 7), np.float32),
+            np.zeros((5, 7), np.float32)) for _ in range(n)]
+    manifest = {"encoder": {"name": "e", "config": {}, "weights_hash": weights_hash}, "grid": list(grid),
+                "env_id": env_id, "path": f"/feats/{env_id}"}
+    return ArraySource(eps, manifest)
+
+
+def test_multi_source_concatenates_episodes_and_lists_envs():
+    a, b = _source("simjepa/Reach-v0", 2), _source("simjepa/Push-v0", 3, offset=100.0)
+    multi = MultiSource([a, b])
+    assert len(multi) == 5 and multi.episodes == [0, 1, 2, 3, 4]
+    assert np.array_equal(multi.episode(1)[0], a.episode(1)[0])
+    assert np.array_equal(multi.episode(2)[0], b.episode(0)[0])
+    assert multi.manifest["env_ids"] == ["simjepa/Reach-v0", "simjepa/Push-v0"]
+    assert multi.manifest["paths"] == ["/feats/simjepa/Reach-v0", "/feats/simjepa/Push-v0"]
+
+
+@pytest.mark.parametrize("kw", [{"weights_hash": "other"}, {"grid": (4, 1)}])
+def test_multi_source_refuses_caches_from_other_encoders_or_grids(kw):
+    with pytest.raises(TrainError):
+        MultiSource([_source("simjepa/Reach-v0", 2), _source("simjepa/Push-v0", 2, **kw)])
