@@ -13,6 +13,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -40,7 +41,9 @@ def load_file(path: str | os.PathLike) -> dict[str, Any]:
             from safetensors.torch import load_file as load_safetensors
 
             return load_safetensors(str(path), device="cpu")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain (non-torch) pickle makes torch warn about its protocol: one line only
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "allowed global" not in str(exc) and "GLOBAL" not in str(exc):  # junk bytes, not a foreign object
             raise CheckpointError(
