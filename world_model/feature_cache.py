@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -67,6 +69,16 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _savez_reproducible(f: Any, **arrays: np.ndarray) -> None:
+    """``np.savez`` with a fixed zip timestamp: the same episode gives byte-identical files (a resumed
+    run equals an uninterrupted one, file for file)."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(value), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
 
 
 def _write_json(path: Path, obj: Mapping[str, Any]) -> None:
@@ -159,14 +171,19 @@ class FeatureCache:
             )
         try:
             return np.load(arrays_path(self.root, index))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # a cut .npz is a BadZipFile
             raise FeatureCacheError(f"episode {index} of cache {self.root} is unreadable ({exc}); re-run `simjepa encode`") from None
 
     def episode(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(features fp16 memmap [T+1, N, D], actions f32 [T, A], states f32 [T+1, S])``."""
         with self._arrays(index) as a:
             actions, states = a["actions"], a["states"]
-        feats = np.load(feats_path(self.root, index), mmap_mode="r")
+        try:
+            feats = np.load(feats_path(self.root, index), mmap_mode="r")
+        except (OSError, ValueError) as exc:  # missing or cut shard: "mmap length is greater than file size"
+            raise FeatureCacheError(
+                f"episode {index} of cache {self.root}: features unreadable ({exc}); re-run `simjepa encode` to rebuild it"
+            ) from None
         if feats.shape != (states.shape[0], self.tokens_per_frame, self.dim):
             raise FeatureCacheError(
                 f"episode {index} of cache {self.root} has features {feats.shape}, expected "
@@ -251,7 +268,10 @@ def _is_done(root: Path, index: int, frames: int | None, n: int, d: int) -> bool
         return False
     try:
         f = np.load(feats_path(root, index), mmap_mode="r")
-    except (OSError, ValueError):
+        with np.load(arrays_path(root, index)) as a:  # a damaged .npz is re-encoded, not skipped
+            if not {"actions", "states"} <= set(a.files):
+                return False
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return False
     return f.dtype == np.float16 and f.shape[1:] == (n, d) and (frames is None or f.shape[0] == frames)
 
@@ -344,7 +364,7 @@ def build_feature_cache(
             raise FeatureCacheError(f"episode {i}: encoder features overflow float16; check the encoder weights")
         states = ep["states"].astype(np.float32)
         _atomic_write(feats_path(root, i), lambda f: np.save(f, feats))
-        _atomic_write(arrays_path(root, i), lambda f: np.savez(
+        _atomic_write(arrays_path(root, i), lambda f: _savez_reproducible(
             f, actions=ep["actions"].astype(np.float32), states=states, proprio=states[:, :PROPRIO_DIM],
             success=np.asarray(ep["success"], bool), distance=np.asarray(ep["distance"], np.float32)))
         frames_done += feats.shape[0]
