@@ -126,6 +126,11 @@ def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = 
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{what} lacks its encoder reference, image size or grid; re-save it with save_world_model") from None
     encoder = _load_encoder(entry, image_size, what) if with_encoder else None
+    if encoder is not None and encoder.dim != predictor.config.embed_dim:
+        raise CheckpointError(
+            f"{what}: its predictor takes {predictor.config.embed_dim}-D features but its encoder {entry.get('name')!r} "
+            f"makes {encoder.dim}-D ones; the file mixes two models, re-save it with a matching pair"
+        )
     if encoder is not None and tuple(encoder.grid) != grid:
         warnings.warn(f"{what}: encoder grid {encoder.grid} differs from the stored grid {grid}")
     return WorldModel(encoder, predictor, image_size, grid, dict(obj.get("planner") or {}), dict(obj.get("info") or {}))

@@ -455,6 +455,16 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
                 f"the feature cache was built by encoder {encoder['name']!r} ({encoder['weights_hash']}), not by the "
                 f"given encoder ({got}); re-encode the data with it or drop --encoder"
             )
+        # Same weights are not enough: e.g. another head count gives other features. image_size is
+        # left out: it is the preprocessing size (`encode --image-size`), not part of the encoder.
+        given = dict(getattr(getattr(encoder_module, "config", None), "__dict__", {}))
+        differ = sorted(k for k in given if k != "image_size" and k in encoder["config"] and given[k] != encoder["config"][k])
+        if differ:
+            shown = ", ".join(f"{k} {encoder['config'][k]!r} vs {given[k]!r}" for k in differ)
+            raise TrainError(
+                f"the feature cache was built by encoder {encoder['name']!r} with other settings than the given encoder "
+                f"({shown}); re-encode the data with it or drop --encoder"
+            )
     grid = grid_of(source, info["tokens"])
     frames = window_frames(cfg.context, cfg.rollout)
     train_eps, val_eps = split_episodes(source.episodes, cfg.val_fraction, cfg.seed)
