@@ -51,9 +51,20 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
     _WORKER.update(env=env, settings=settings, policy=policy)
 
 
+def _init_worker(settings: dict[str, Any], threads: int | None) -> None:
+    """Pool initializer that never raises: a raising initializer makes ``Pool`` respawn workers
+    forever (a hang); the error is kept and raised by the first task, which reaches the parent."""
+    try:
+        _init(settings, threads)
+    except Exception as exc:
+        _WORKER["init_error"] = exc
+
+
 def _episode(seed: int) -> dict[str, Any]:
     from .rollout import rollout
 
+    if "init_error" in _WORKER:
+        raise _WORKER["init_error"]
     env, policy, st = _WORKER["env"], _WORKER["policy"], _WORKER["settings"]
     goals = load_subgoals(st["env_id"], seed, st["render_size"]) if st["policy"] == "planner" and st["subgoals"] else None
     limit = st["max_steps"] or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
@@ -119,6 +130,8 @@ def evaluate(
                     max_steps=max_steps, render_size=render_size, subgoals=subgoals)
     seeds = list(range(seed_start, seed_start + episodes))
     workers = min(workers, episodes)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after every episode ran
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -136,12 +149,16 @@ def evaluate(
                     bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
-            with mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(settings, threads)) as pool:
+            with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:
                 for row in pool.imap(_episode, seeds):
                     rows.append(row)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
+    except BaseException:
+        if bar is not None:
+            bar.leave = False  # erase the bar: the error line alone remains on the terminal
+        raise
     finally:
         if bar is not None:
             bar.close()
