@@ -144,3 +144,19 @@ def test_cli_probe_bad_input_exits_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p.json").exists()
+
+
+def test_episodes_whose_object_leaves_the_scene_are_dropped_and_counted():
+    rng = np.random.default_rng(4)
+    eps = []
+    for i in range(7):
+        frames = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+        obj = np.tile([0.05, 0.0, 0.025], (6, 1)) + 0.002 * rng.normal(size=(6, 3))
+        if i == 2:
+            obj[3:] = [0.1, 2.3, 2.3]  # launched out of the scene
+        eps.append(ProbeEpisode(frames=frames, ee=rng.normal(size=(6, 3)), obj=obj))
+    enc = build_encoder("vit_tiny", depth=1, embed_dim=32, num_heads=2, patch_size=8, image_size=32)
+    res = run_probe(enc, ProbeSettings(env="synthetic", episodes=7, seed_start=0, render_size=32), episodes=eps,
+                    progress=False)
+    assert res["episodes_used"] == 6 and res["episodes_dropped_object_left_scene"] == 1
+    assert res["object"]["frames"]["test"] == 6 * 1 and res["object"]["frames"]["train"] == 6 * 4

@@ -6,7 +6,9 @@ its frozen features on held-out episodes. The probe is ridge regression in close
 serves every alpha; alpha is chosen on a validation split of episodes, then refit on train + val).
 Features per frame are the mean over patches (global content) concatenated with the token grid
 average-pooled to ``pool x pool`` cells (where things are). Splits are by episode, never by frame,
-so near-duplicate consecutive frames cannot leak between train and test.
+so near-duplicate consecutive frames cannot leak between train and test. Episodes whose cube leaves
+the visible table (knocked off, or launched metres away by a contact glitch) are dropped and counted:
+an unseen object cannot be probed, and one such episode would dominate every squared error.
 
 R^2 is variance-weighted over the coordinates, ``1 - sum ||y - y_hat||^2 / sum ||y - mean||^2``:
 a coordinate that barely varies (the cube's height while it rests on the table) then neither
@@ -192,6 +194,17 @@ def collect_probe_episodes(
     return out
 
 
+# The table region the camera sees (m): the arm's workspace box widened by 5 cm. A cube outside it
+# has left the scene (knocked off, or launched by a contact glitch; see the report in README).
+SCENE_LOW = np.array([-0.27, -0.35, -0.01])
+SCENE_HIGH = np.array([0.35, 0.35, 0.47])
+
+
+def in_scene(ep: ProbeEpisode) -> bool:
+    """Whether the object (if any) stays on the visible table for the whole episode."""
+    return ep.obj is None or bool(((ep.obj >= SCENE_LOW) & (ep.obj <= SCENE_HIGH)).all())
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON via a temp file + rename: an interrupted run never leaves half a file."""
     path = Path(path)
@@ -255,6 +268,9 @@ def run_probe(
     if episodes is None:
         episodes = collect_probe_episodes(settings.env, settings.episodes, settings.seed_start,
                                           settings.render_size, settings.policy, progress)
+    kept = [e for e in episodes if in_scene(e)]
+    dropped = len(episodes) - len(kept)
+    episodes = kept
     split_episodes(len(episodes), settings.split)  # fail before encoding if too few
     t1 = time.perf_counter()
     feats = [encode_frames(encoder, e.frames, image_size, settings.pool) for e in episodes]
@@ -267,6 +283,8 @@ def run_probe(
         "r2_object": obj["r2"] if obj else None,
         "ee": ee,
         "object": obj,
+        "episodes_used": len(episodes),
+        "episodes_dropped_object_left_scene": dropped,
         "feature_dim": int(feats[0].shape[1]),
         "image_size": image_size,
         "settings": {**asdict(settings), "alphas": list(settings.alphas), "split": list(settings.split)},
