@@ -409,3 +409,43 @@ def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start,
                         workers=workers, seed_start=seed_start, max_steps=max_steps)
     manifest = collect(cfg, progress=not quiet)
     click.echo(f"{manifest['episodes']} episodes of {env_id} ({manifest['render_size']} px, policy {policy}) in {out}")
+
+
+# --- performance: simjepa bench (planning/bench.py) --------------------------------------------------
+@cli.command("bench")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="JSON file (plot written next to it as .png).")
+@click.option("--quick", is_flag=True, help="Tiny settings: checks that every part runs (seconds); numbers not meaningful.")
+@click.option("--model", default="default", show_default=True,
+              help="'default' (a random stand-in of its shape if none is shipped) or a checkpoint / training run dir.")
+@click.option("--env", "env_id", default="simjepa/Reach-v0", show_default=True, help="Env for observations and env speed.")
+@click.option("--sweep/--no-sweep", default=True, show_default=True,
+              help="Time samples 100/200/400 x iterations 5/10 x horizon 1/2/3 (about 5 minutes on 1 core).")
+@click.option("--reps", type=click.IntRange(min=1), default=1, show_default=True, help="Timed actions per setting (best of).")
+@click.option("--compile", "compile_", is_flag=True, help="Also time the torch.compile'd planner (compile time excluded).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads (default: torch's choice; on a shared machine 1 is often fastest).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def bench_cmd(out, quick, model, env_id, sweep, reps, compile_, threads, quiet) -> None:
+    """Planner, encoder, env and training speed, measured in one run on this machine.
+
+    Writes seconds_per_action_default / _reference / _small / _base, planner_speedup_vs_reference,
+    planner_peak_fraction, encoder_frames_per_s, env_steps_per_s, train_samples_per_s (each with
+    <key>_settings), the machine, and a seconds-per-action-vs-samples sweep (plotted to OUT.png).
+
+    \b
+    Examples:
+      simjepa bench --out runs/bench.json                 # full run (~10 min on 1 core)
+      simjepa bench --out /tmp/b.json --quick             # smoke test (~20 s)
+      simjepa bench --out runs/bench1.json --threads 1 --compile
+    """
+    from planning.bench import BenchConfig, summary_lines, write_bench
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    cfg = BenchConfig(quick=quick, model=model, env_id=env_id, sweep=sweep, reps=reps, compile=compile_, progress=not quiet)
+    res = write_bench(cfg, out)
+    for line in summary_lines(res):
+        click.echo(line)
+    click.echo(f"wrote {out} and {res['plot']}")
