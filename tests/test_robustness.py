@@ -339,8 +339,8 @@ def agent_and_obs(ws):
     from envs import make_env
     from planning import Agent
 
-    agent = Agent.from_pretrained(ws.model, samples=4, iterations=1, topk=2, horizon=1)
     env = make_env(REACH, render_size=SIZE)
+    agent = Agent.from_pretrained(ws.model, action_scale=env.unwrapped.action_scale, samples=4, iterations=1, topk=2, horizon=1)
     obs, info = env.reset(seed=0)
     env.close()
     return agent, obs, info["goal"]
