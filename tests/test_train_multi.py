@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 
-from world_model.train import ArraySource, MultiSource, TrainError
+from world_model.train import ArraySource, MultiSource, TrainError, describe_source
 
 
-def _source(env_id: str, n: int, weights_hash: str = "abc", grid=(2, 2), offset: float = 0.0) -> ArraySource:
+def _source(env_id: str, n: int, weights_hash: str = "abc", grid=(2, 2), offset: float = 0.0,
+            state_dim: int = 10) -> ArraySource:
     rng = np.random.default_rng(n)
     eps = [(rng.standard_normal((5, 4, 8)).astype(np.float16) + offset, np.zeros((4, 7), np.float32),
-            np.zeros((5, 7), np.float32)) for _ in range(n)]
+            np.zeros((5, state_dim), np.float32)) for _ in range(n)]
     manifest = {"encoder": {"name": "e", "config": {}, "weights_hash": weights_hash}, "grid": list(grid),
                 "env_id": env_id, "path": f"/feats/{env_id}"}
     return ArraySource(eps, manifest)
@@ -28,3 +29,9 @@ def test_multi_source_concatenates_episodes_and_lists_envs():
 def test_multi_source_refuses_caches_from_other_encoders_or_grids(kw):
     with pytest.raises(TrainError):
         MultiSource([_source("simjepa/Reach-v0", 2), _source("simjepa/Push-v0", 2, **kw)])
+
+
+def test_tasks_with_different_state_lengths_train_together_on_their_proprio():
+    multi = MultiSource([_source("simjepa/Reach-v0", 2, state_dim=10), _source("simjepa/Push-v0", 2, state_dim=16)])
+    info = describe_source(multi)
+    assert info["state_dim"] == 7 and len(info["lengths"]) == 4

@@ -188,14 +188,15 @@ def describe_source(source: EpisodeSource) -> dict[str, Any]:
                 f"episode {i}: {len(feats)} feature frames, {len(actions)} actions and {len(states)} states; "
                 f"need T+1, T and T+1: rebuild the cache"
             )
-        d = (feats.shape[1], feats.shape[2], actions.shape[1], states.shape[1])
+        # only the proprioceptive prefix of the state is used, so tasks with extra state entries mix freely
+        d = (feats.shape[1], feats.shape[2], actions.shape[1], min(states.shape[1], PROPRIO_DIMS))
         if dims is not None and d != dims:
             raise TrainError(f"episode {i} has (tokens, width, action, state) dims {d}, episode 0 has {dims}: mixed caches")
         dims, lengths[i] = d, len(feats)
     n, d, a, s = dims
     if s < 1:
         raise TrainError("episodes carry no state: the predictor needs proprioceptive states")
-    return {"lengths": lengths, "tokens": n, "embed_dim": d, "action_dim": a, "state_dim": min(s, PROPRIO_DIMS)}
+    return {"lengths": lengths, "tokens": n, "embed_dim": d, "action_dim": a, "state_dim": s}
 
 
 def encoder_identity_of(source: EpisodeSource) -> dict[str, Any]:
