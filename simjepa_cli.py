@@ -208,7 +208,7 @@ def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compi
               help="Feature cache written by `simjepa encode`; repeat to train one model on several (same encoder).")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Run folder: final.pt, val.json, metrics.jsonl, loss_curve.png, checkpoint.pt (resumed if present).")
-@click.option("--config", "config_name", type=click.Choice(["tiny", "small", "base", "vjepa2-ac"]), default="small",
+@click.option("--config", "config_name", type=click.Choice(["tiny", "mini", "small", "base", "vjepa2-ac"]), default="small",
               show_default=True, help="Predictor size (vjepa2-ac: the official 24 x 1024, ~305M params).")
 @click.option("--loss", type=click.Choice(["l1", "l2", "huber"]), default="l1", show_default=True,
               help="Feature loss on layer-normed features (official: l1).")

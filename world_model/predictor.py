@@ -74,6 +74,7 @@ class PredictorConfig:
 # all use head width 64, so their official-layout exports load back with the same head count.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(width=128, depth=2, num_heads=2),
+    "mini": dict(width=192, depth=4, num_heads=3),  # the shipped CPU default: plans in < 1 s per action
     "small": dict(width=256, depth=6, num_heads=4),
     "base": dict(width=512, depth=12, num_heads=8),
     "vjepa2-ac": dict(width=1024, depth=24, num_heads=16),
