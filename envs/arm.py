@@ -6,6 +6,8 @@ null-space pull towards a rest posture, so the redundant elbow does not drift), 
 angles to stiff position servos and integrates ``SUBSTEPS`` physics steps. Using the *measured*
 pose (not an accumulated target) as the base keeps contact forces bounded: pushing into the table
 or the cube cannot wind up a target that is centimetres inside it.
+Each step's joint motion is capped at the Franka's velocity limits (and each IK iteration's step),
+so a target the stretched arm cannot reach never turns into a multi-radian swing that flings the cube.
 """
 from __future__ import annotations
 
@@ -34,6 +36,13 @@ REST_QPOS = np.array([0.0, 0.45, 0.0, -2.25, 0.0, 2.7, 0.0])
 # Where the TCP may be commanded: metres (world) and radians (Euler xyz).
 WORKSPACE_LOW = np.array([-0.22, -0.3, 0.022, -0.6, -0.6, -1.6])
 WORKSPACE_HIGH = np.array([0.3, 0.3, 0.42, 0.6, 0.6, 1.6])
+# Franka Panda joint velocity limits (rad/s). One control step may move each servo target at most
+# this far (times CONTROL_DT): near the workspace edge the arm is stretched to its joint limits, where
+# damped least squares returns joint jumps of several radians; stiff servos executing such a jump in
+# one ramp whipped the arm at 20-40 rad/s through the scene and launched the cube metres away.
+# The scripted experts never need more than ~0.21 rad per step, so they are unaffected.
+JOINT_VEL_LIMIT = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])
+MAX_JOINT_STEP = JOINT_VEL_LIMIT * CONTROL_DT  # rad per control step [7]
 
 
 def _ensure_headless_gl() -> None:
@@ -104,6 +113,9 @@ class IKSolver:
     damping: float = 0.01
     nullspace_gain: float = 0.05
     iters: int = 8
+    # Largest joint change one iteration may take (rad): keeps the solver on the current IK branch
+    # instead of leaping across a singularity (near one, DLS steps reach several radians).
+    max_iter_step: float = 0.25
 
     def __post_init__(self) -> None:
         self.data = mujoco.MjData(self.model)
@@ -127,8 +139,14 @@ class IKSolver:
             jjt = jac @ jac.T + (self.damping**2) * np.eye(6)
             pinv = jac.T @ np.linalg.solve(jjt, np.eye(6))  # [7, 6]
             dq = pinv @ err + (np.eye(7) - pinv @ jac) @ (self.nullspace_gain * (REST_QPOS - q))
-            q = np.clip(q + dq, self.low, self.high)
+            q = np.clip(q + limit_joint_step(dq, self.max_iter_step), self.low, self.high)
         return q
+
+
+def limit_joint_step(dq: np.ndarray, max_step: np.ndarray | float) -> np.ndarray:
+    """``dq`` scaled down (direction kept) so no joint moves more than ``max_step``; unchanged if within."""
+    ratio = float(np.max(np.abs(dq) / max_step))
+    return dq if ratio <= 1.0 else dq / ratio
 
 
 def _rot_error(cur: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -267,6 +285,7 @@ class ArmEnv(gym.Env):
         target = np.clip(target, WORKSPACE_LOW, WORKSPACE_HIGH)
         q_now = self.data.qpos[self._arm_qadr].copy()
         q_target = self.ik.solve(q_now, target[:3], euler_to_mat(target[3:]))
+        q_target = q_now + limit_joint_step(q_target - q_now, MAX_JOINT_STEP)
         self.data.ctrl[7:9] = scene.FINGER_MAX * (1.0 - a[6]) / 2.0
         # Ramp the servo targets over the first part of the period, then hold so the joints settle:
         # the pose at the end of the step is then close to the commanded one (what advance_state assumes).
