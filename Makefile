@@ -20,6 +20,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 
+default-model: $(STAMP)
+	scripts/default_model.sh
+
 bench: $(STAMP)
 	$(BIN)/simjepa bench --out runs/bench.json
 

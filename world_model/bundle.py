@@ -134,3 +134,18 @@ def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = 
     if encoder is not None and tuple(encoder.grid) != grid:
         warnings.warn(f"{what}: encoder grid {encoder.grid} differs from the stored grid {grid}")
     return WorldModel(encoder, predictor, image_size, grid, dict(obj.get("planner") or {}), dict(obj.get("info") or {}))
+
+
+def with_planner_defaults(
+    source: str | Path, out: str | Path, planner: Mapping[str, Any], recipe: Mapping[str, Any] | None = None
+) -> None:
+    """Copy a world-model file (or run dir) to ``out`` with tuned planner defaults and the recipe that
+    built it recorded inside, so ``--model out`` plans with those settings and says how it was made.
+    This is how the shipped default model is written (``make default-model``)."""
+    obj = read_model(_resolve(source), "world_model")
+    obj["planner"] = {**dict(obj.get("planner") or {}), **dict(planner)}
+    if recipe is not None:
+        obj["info"] = {**dict(obj.get("info") or {}), "recipe": dict(recipe)}
+    from .checkpoints import save_file
+
+    save_file(obj, out)

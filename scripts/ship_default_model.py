@@ -1,0 +1,34 @@
+"""Install a trained run as the shipped default model, with its tuned planner defaults and recipe.
+
+Writes world_model/assets/default_model.pt (predictor + embedded encoder + planner defaults) and
+world_model/assets/default_encoder.pt (the frozen encoder alone, for `--encoder default`).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from pathlib import Path
+
+from world_model.bundle import with_planner_defaults
+from world_model.encoder_loading import DEFAULT_ENCODER_PATH
+from world_model.predictor import DEFAULT_MODEL
+
+# Tuned on simjepa/*-v0 seeds outside the evaluation range (README "Default model").
+PLANNER = dict(samples=200, iterations=5, topk=10, horizon=2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--run", required=True, help="training run directory (its final.pt)")
+    ap.add_argument("--encoder", required=True, help="the encoder checkpoint the features were made with")
+    args = ap.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    recipe = {"command": "make default-model", "script": "scripts/default_model.sh", "commit": commit}
+    with_planner_defaults(args.run, DEFAULT_MODEL, PLANNER, recipe)
+    shutil.copyfile(args.encoder, DEFAULT_ENCODER_PATH)
+    print(f"shipped {DEFAULT_MODEL} and {DEFAULT_ENCODER_PATH}")
+
+
+if __name__ == "__main__":
+    main()

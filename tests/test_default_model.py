@@ -1,0 +1,39 @@
+"""The shipped default model: recorded planner defaults and recipe, and that it loads and plans."""
+import numpy as np
+import pytest
+import torch
+
+from world_model.bundle import encoder_entry, load_world_model, save_world_model, with_planner_defaults
+from world_model.encoder import build_encoder
+from world_model.encoder_loading import encoder_identity
+from world_model.predictor import DEFAULT_MODEL, build_predictor
+
+
+def test_with_planner_defaults_records_settings_and_recipe(tmp_path):
+    enc = build_encoder("vit_tiny", depth=1, image_size=64)
+    pred = build_predictor("tiny", embed_dim=enc.config.embed_dim, depth=1)
+    src = tmp_path / "run" / "final.pt"
+    src.parent.mkdir()
+    save_world_model(src, pred, encoder_entry(encoder_identity(enc), enc), 64, (4, 4), planner={"topk": 4})
+    out = tmp_path / "shipped.pt"
+    with_planner_defaults(src.parent, out, {"samples": 32, "iterations": 3}, {"command": "make default-model"})
+    wm = load_world_model(out)
+    assert wm.planner == {"topk": 4, "samples": 32, "iterations": 3}
+    assert wm.info["recipe"]["command"] == "make default-model"
+    for a, b in zip(wm.predictor.state_dict().values(), pred.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_shipped_default_model_plans_one_action():
+    if not DEFAULT_MODEL.is_file():
+        pytest.fail(f"{DEFAULT_MODEL} is not shipped: run `make default-model`")
+    from planning import Agent
+
+    torch.manual_seed(0)
+    agent = Agent.from_pretrained("default", samples=16, iterations=1)
+    assert load_world_model("default").planner, "the default model must carry tuned planner defaults"
+    rng = np.random.default_rng(0)
+    obs = {"pixels": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), "state": np.zeros(7, np.float32)}
+    goal = {"pixels": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), "state": np.zeros(7, np.float32)}
+    action = agent.act(obs, goal)
+    assert action.shape == (7,) and np.all(np.abs(action) <= 1)
