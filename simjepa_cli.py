@@ -421,11 +421,12 @@ def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start,
 @click.option("--sweep/--no-sweep", default=True, show_default=True,
               help="Time samples 100/200/400 x iterations 5/10 x horizon 1/2/3 (about 5 minutes on 1 core).")
 @click.option("--reps", type=click.IntRange(min=1), default=1, show_default=True, help="Timed actions per setting (best of).")
-@click.option("--compile", "compile_", is_flag=True, help="Also time the torch.compile'd planner (compile time excluded).")
+@click.option("--eager/--no-eager", default=True, show_default=True,
+              help="Also time the default planner with compile=False (seconds_per_action_eager).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's choice; on a shared machine 1 is often fastest).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def bench_cmd(out, quick, model, env_id, sweep, reps, compile_, threads, quiet) -> None:
+def bench_cmd(out, quick, model, env_id, sweep, reps, eager, threads, quiet) -> None:
     """Planner, encoder, env and training speed, measured in one run on this machine.
 
     Writes seconds_per_action_default / _reference / _small / _base, planner_speedup_vs_reference,
@@ -434,9 +435,9 @@ def bench_cmd(out, quick, model, env_id, sweep, reps, compile_, threads, quiet) 
 
     \b
     Examples:
-      simjepa bench --out runs/bench.json                 # full run (~10 min on 1 core)
+      simjepa bench --out runs/bench.json                 # full run (~15 min on 1 core)
       simjepa bench --out /tmp/b.json --quick             # smoke test (~20 s)
-      simjepa bench --out runs/bench1.json --threads 1 --compile
+      simjepa bench --out runs/bench1.json --threads 1 --no-sweep
     """
     from planning.bench import BenchConfig, summary_lines, write_bench
 
@@ -444,7 +445,7 @@ def bench_cmd(out, quick, model, env_id, sweep, reps, compile_, threads, quiet) 
         import torch
 
         torch.set_num_threads(threads)
-    cfg = BenchConfig(quick=quick, model=model, env_id=env_id, sweep=sweep, reps=reps, compile=compile_, progress=not quiet)
+    cfg = BenchConfig(quick=quick, model=model, env_id=env_id, sweep=sweep, reps=reps, eager=eager, progress=not quiet)
     res = write_bench(cfg, out)
     for line in summary_lines(res):
         click.echo(line)

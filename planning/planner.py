@@ -28,8 +28,9 @@ class PlannerConfig:
     ``autocast``: bf16 autocast for predictor calls (3-5x faster matmuls on CPUs with AMX).
     ``reference``: score the official V-JEPA 2 way (fp32, whole prefix re-run each rollout step,
     per-call RoPE); the benchmark's baseline, same plans within bf16 tolerance but several times slower.
-    ``compile``: ``torch.compile`` the predictor's cached rollout step (~25% faster after a one-off
-    compile of ~15 s; worth it for whole episodes, not for a few actions).
+    ``compile``: ``torch.compile`` the predictor's cached rollout step for large searches (~25%
+    faster after a one-off compile of 15-30 s; searches under ``COMPILE_MIN_NUMEL`` activations per
+    step, e.g. <= 250 samples at the default size, stay eager; falls back to eager if compiling fails).
     """
 
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -39,7 +40,7 @@ class PlannerConfig:
     normalize_inputs: bool = True
     autocast: bool = True
     reference: bool = False
-    compile: bool = False
+    compile: bool = True
 
     def validate(self) -> None:
         self.cem.validate()

@@ -135,3 +135,20 @@ def test_tables_built_in_inference_mode_serve_training():
     out = pred(torch.randn(2, 2, N, D, generator=g), torch.randn(2, 2, 7, generator=g), torch.randn(2, 2, 7, generator=g))
     out.square().mean().backward()
     assert pred.predictor_embed.weight.grad is not None
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    import world_model.predictor as predictor_module
+
+    pred = _predictor()
+    ctx, acts = _context(1), torch.rand(8, 2, 7, generator=torch.Generator().manual_seed(7)) * 2 - 1
+    eager, _ = imagine(pred, ctx, acts, None)
+
+    def broken(*args):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(predictor_module, "COMPILE_MIN_NUMEL", 0)
+    pred._block_step = broken
+    with pytest.warns(UserWarning, match="running eager"):
+        again, _ = imagine(pred, ctx, acts, None)
+    assert torch.equal(again, eager) and pred._block_step is None
