@@ -15,7 +15,7 @@ from world_model.encoder_loading import DEFAULT_ENCODER_PATH
 from world_model.predictor import DEFAULT_MODEL
 
 # Tuned on simjepa/*-v0 seeds outside the evaluation range (README "Default model").
-PLANNER = dict(samples=200, iterations=5, topk=10, horizon=2)
+PLANNER = dict(samples=100, iterations=3, topk=10, horizon=2)
 
 
 def main() -> None:
