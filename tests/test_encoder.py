@@ -23,15 +23,6 @@ from world_model.preprocessing import IMAGENET_MEAN, IMAGENET_STD, FramesError, 
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "vjepa2_reference.pt"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """This machine's 2 cores are shared: OpenMP elementwise ops with 2 threads stall under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**kw) -> VideoViT:
     return build_encoder("vit_tiny", depth=2, **kw)
 

@@ -14,14 +14,6 @@ from world_model.predictor import build_predictor
 D, N = 48, 16  # encoder width, tokens per frame (4 x 4 grid)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _predictor(seed: int = 0, **overrides):
     torch.manual_seed(seed)
     return build_predictor("tiny", D, **overrides).eval()

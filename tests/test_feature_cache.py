@@ -20,15 +20,6 @@ from world_model.frozen_encoder import FrozenEncoder
 STEPS = (3, 4, 2, 5)  # actions per episode; frames = steps + 1
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """This machine's 2 cores are shared: OpenMP elementwise ops with 2 threads stall under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_dataset(root: Path, steps=STEPS, size: int = 40, state_dim: int = 10) -> Path:
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)

@@ -20,16 +20,6 @@ from world_model.predictor import (
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "vjepa2_reference.pt"
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids spin-wait contention (10x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _inputs(pred: ACPredictor, b: int = 2, t: int = 3, n: int = 16, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     c = pred.config

@@ -9,7 +9,6 @@ afterwards. The README section "Robustness" lists the messages.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import shutil
@@ -26,15 +25,6 @@ from tests.robustness.helpers import (
 )
 
 REACH = "simjepa/Reach-v0"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids spin-wait contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

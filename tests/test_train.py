@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -19,16 +18,6 @@ from world_model.predictor import normalize_reps
 from world_model.train import ArraySource, TrainConfig, TrainError, train
 
 FAKE_ENCODER = {"name": "synthetic", "config": {"embed_dim": 32}, "weights_hash": "0123456789abcdef"}
-
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids spin-wait contention (10x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def synthetic_episodes(n_eps: int = 4, steps: int = 10, grid: int = 2, dim: int = 32, action_dim: int = 7,
