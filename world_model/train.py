@@ -657,7 +657,8 @@ class MultiSource:
                 raise TrainError(f"feature caches {first.get('path')} and {m.get('path')} have different token grids")
         self._index = [(src, i) for src in sources for i in src.episodes]
         env_ids = [(s.manifest.get("source") or {}).get("env_id") or s.manifest.get("env_id") for s in sources]
-        self.manifest = {**first, "env_ids": [e for e in env_ids if e], "paths": [s.manifest.get("path") for s in sources]}
+        paths = [str(getattr(s, "root", None) or s.manifest.get("path")) for s in sources]
+        self.manifest = {**first, "env_ids": [e for e in env_ids if e], "paths": paths}
 
     def __len__(self) -> int:
         return len(self._index)
