@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import cli_exit_code
 from world_model.checkpoints import read_model
 from world_model.pretrain import (
     ClipSampler,
@@ -148,16 +149,6 @@ def test_collapse_monitor_distinguishes_collapse():
     assert effective_rank(torch.randn(64, 1, generator=g) * torch.randn(1, 32, generator=g)) == pytest.approx(1.0, abs=1e-3)
 
 
-def _cli(args):
-    import simjepa_cli
-
-    try:
-        simjepa_cli.main(args)
-    except SystemExit as exc:
-        return exc.code
-    return 0
-
-
 @pytest.mark.parametrize("args, message", [
     (["--data", "does/not/exist"], "is not a directory"),
     (["--data", ".", "--frames", "3"], "even number"),
@@ -165,7 +156,7 @@ def _cli(args):
     (["--data", ".", "--config", "vit_huge"], "Invalid value for '--config'"),
 ])
 def test_cli_pretrain_bad_input_exits_2(tmp_path, capsys, args, message):
-    code = _cli(["pretrain-encoder", *args, "--out", str(tmp_path / "enc.pt"), "--quiet"])
+    code = cli_exit_code(["pretrain-encoder", *args, "--out", str(tmp_path / "enc.pt"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err
     assert not (tmp_path / "enc.pt").exists()
@@ -180,7 +171,7 @@ def test_cli_pretrains_from_a_collected_dataset_and_load_encoder_reads_it(tmp_pa
     collect(CollectConfig(env_id="simjepa/Reach-v0", episodes=2, out=str(data), policy="mixed", render_size=32,
                           max_steps=5), progress=False)
     out = tmp_path / "enc.pt"
-    code = _cli(["pretrain-encoder", "--data", str(data), "--out", str(out), "--steps", "2", "--batch-size", "2",
+    code = cli_exit_code(["pretrain-encoder", "--data", str(data), "--out", str(out), "--steps", "2", "--batch-size", "2",
                  "--image-size", "32", "--ckpt-every", "1", "--quiet"])
     assert code == 0
     enc = load_encoder(out)

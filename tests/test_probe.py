@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import cli_exit_code
 from world_model.encoder import build_encoder
 from world_model.probe import (
     ProbeEpisode,
@@ -103,16 +104,6 @@ def test_run_probe_end_to_end_on_a_visible_square():
     assert res["settings"]["env"] == "synthetic"
 
 
-def _cli(args):
-    import simjepa_cli
-
-    try:
-        simjepa_cli.main(args)
-    except SystemExit as exc:
-        return exc.code
-    return 0
-
-
 def test_cli_probe_end_to_end_on_reach(tmp_path, capsys):
     """Tiny checkpoint, 5 Reach episodes at 32 px: JSON written, no object probe for Reach."""
     import json
@@ -122,13 +113,13 @@ def test_cli_probe_end_to_end_on_reach(tmp_path, capsys):
     enc = build_encoder("vit_tiny", seed=3, depth=1, embed_dim=32, num_heads=2, patch_size=8, image_size=32)
     save_encoder(tmp_path / "enc.pt", enc)
     out = tmp_path / "probe.json"
-    code = _cli(["probe", "--encoder", str(tmp_path / "enc.pt"), "--env", "simjepa/Reach-v0", "--episodes", "5",
+    code = cli_exit_code(["probe", "--encoder", str(tmp_path / "enc.pt"), "--env", "simjepa/Reach-v0", "--episodes", "5",
                  "--seed-start", "0", "--out", str(out), "--policy", "expert", "--quiet"])
     assert code == 0
     res = json.loads(out.read_text())
     assert res["r2_object"] is None and np.isfinite(res["r2_ee"])
     assert res["settings"]["render_size"] == 32 and res["encoder"]["config"]["patch_size"] == 8
-    code = _cli(["probe", "--encoder", str(tmp_path / "enc.pt"), "--random-init", "--env", "simjepa/Reach-v0",
+    code = cli_exit_code(["probe", "--encoder", str(tmp_path / "enc.pt"), "--random-init", "--env", "simjepa/Reach-v0",
                  "--episodes", "5", "--out", str(tmp_path / "r.json"), "--quiet"])
     rnd = json.loads((tmp_path / "r.json").read_text())
     assert rnd["encoder"]["random_init"] and rnd["encoder"]["weights_hash"] != res["encoder"]["weights_hash"]
@@ -140,7 +131,7 @@ def test_cli_probe_end_to_end_on_reach(tmp_path, capsys):
     (["--env", "simjepa/Push-v0", "--encoder", "missing.pt"], "neither a checkpoint path"),
 ])
 def test_cli_probe_bad_input_exits_2(tmp_path, capsys, args, message):
-    code = _cli(["probe", *args, "--out", str(tmp_path / "p.json"), "--quiet"])
+    code = cli_exit_code(["probe", *args, "--out", str(tmp_path / "p.json"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p.json").exists()
