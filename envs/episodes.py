@@ -28,13 +28,13 @@ import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from envs.errors import SimjepaError
+from envs.atomic import atomic_path
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -94,19 +94,10 @@ def episode_path(directory: str, index: int) -> str:
 
 
 def _atomic_write_bytes(path: str, payload: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())  # an episode is the unit of resume: make it durable before it is named
 
 
 def write_episode(directory: str, index: int, episode: Episode) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import write_json, write_text
+from envs.atomic import write_json, write_text
 from .episode import load_subgoals
 from .errors import PlannerConfigError
 

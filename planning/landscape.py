@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from envs.atomic import atomic_path
 from .agent import Agent, _check_frame, _check_state
 from .imagine import Context
 

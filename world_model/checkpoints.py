@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from envs.errors import SimjepaError
+from envs.atomic import atomic_path
 
 FORMAT_VERSION = 1
 OFFICIAL_PREFIXES = ("module.", "backbone.", "_orig_mod.")
@@ -76,16 +76,8 @@ def _blocked_global(exc: Exception) -> str:
 
 def save_file(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write atomically (temp file + rename) so an interrupted save never leaves a broken file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(dict(obj), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str] = OFFICIAL_PREFIXES) -> dict:

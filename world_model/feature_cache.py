@@ -27,7 +27,6 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from envs.errors import SimjepaError
+from envs.atomic import atomic_path
 from world_model.encoder import VideoViT
 from world_model.encoder_loading import encoder_identity
 from world_model.frozen_encoder import FrozenEncoder
@@ -61,14 +61,8 @@ def arrays_path(root: Path, index: int) -> Path:
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _savez_reproducible(f: Any, **arrays: np.ndarray) -> None:

@@ -21,7 +21,6 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from envs.errors import SimjepaError
+from envs.atomic import write_text
 from world_model.checkpoints import load_file, save_file, save_model, weights_hash
 from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
 from world_model.layers import Block, grid_positions
@@ -375,18 +375,7 @@ def _truncate_log(log: Path, step: int) -> None:
     if not log.exists():
         return
     rows = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    _write_text_atomic(log, "".join(r + "\n" for r in rows))
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text(log, "".join(r + "\n" for r in rows))
 
 
 def pretrain(
@@ -436,7 +425,7 @@ def pretrain(
             bar.update(1)
             if trainer.step % config.ckpt_every == 0 or trainer.step == config.steps:
                 save_file(trainer.state(), state_path)
-                _write_text_atomic(run / "timing.json", json.dumps({"seconds": prior + time.perf_counter() - t0}))
+                write_text(run / "timing.json", json.dumps({"seconds": prior + time.perf_counter() - t0}))
             if on_step is not None:
                 on_step(row)
     bar.close()

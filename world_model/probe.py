@@ -16,13 +16,10 @@ dominates nor breaks the score, unlike a per-axis average. Per-axis values are r
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from envs.errors import SimjepaError
+from envs.atomic import write_json
 
 DEFAULT_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
 
@@ -207,17 +205,7 @@ def in_scene(ep: ProbeEpisode) -> bool:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON via a temp file + rename: an interrupted run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_json(path, obj)
 
 
 # --- the probe --------------------------------------------------------------------------------------

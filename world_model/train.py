@@ -21,20 +21,21 @@ import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from envs.errors import SimjepaError
+from envs import atomic
 
 from .bundle import FINAL_NAME, encoder_entry, save_world_model
 from .checkpoints import CheckpointError, load_file, load_weights, save_file, weights_hash
 from .losses import LOSSES, feature_loss, predictor_losses, rollout, window_frames
-from .predictor import PRESETS, ACPredictor, PredictorConfig, normalize_reps, predictor_config
+from .predictor import PRESETS, ACPredictor, normalize_reps, predictor_config
 
 CHECKPOINT_NAME = "checkpoint.pt"
 STATE_FORMAT = "simjepa/train_state"
@@ -357,9 +358,7 @@ def validate(
 
 # --- outputs ---------------------------------------------------------------------------------------
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic.write_json(path, obj, sort_keys=True)
 
 
 def plot_losses(metrics_path: Path, png: Path) -> None:
@@ -381,10 +380,9 @@ def plot_losses(metrics_path: Path, png: Path) -> None:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    tmp = png.with_name(f".{png.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic.atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -392,9 +390,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    atomic.write_text(path, "".join(line + "\n" for line in keep))
 
 
 # --- checkpoints -----------------------------------------------------------------------------------

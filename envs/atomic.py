@@ -1,5 +1,7 @@
 """Atomic file writes: a temp file in the target folder renamed over the target, so an interrupted
-command never leaves a half-written video or JSON that looks complete."""
+command never leaves a half-written episode, cache shard, checkpoint, video or JSON that looks complete.
+
+The one implementation for every layer (it lives in ``envs``, the bottom of the dependency chain)."""
 from __future__ import annotations
 
 import contextlib
@@ -37,5 +39,5 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+def write_json(path: str | Path, obj: Any, sort_keys: bool = False) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
