@@ -25,6 +25,9 @@ from .imagine import Context
 from .planner import LatentPlanner, PlannerConfig, PlanResult
 from .protocols import Predictor
 
+# Key of a model's planner defaults that holds per-task overrides: {env_id: {name: value}}.
+PER_ENV_KEY = "per_env"
+
 GOAL_CACHE_SIZE = 32
 
 
@@ -109,8 +112,16 @@ class Agent:
         self.reset()
 
     @classmethod
-    def from_pretrained(cls, model: str | Path = "default", action_scale: np.ndarray | None = None, **planner_overrides: Any) -> "Agent":
-        """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply."""
+    def from_pretrained(
+        cls, model: str | Path = "default", action_scale: np.ndarray | None = None, env_id: str | None = None,
+        **planner_overrides: Any,
+    ) -> "Agent":
+        """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply.
+
+        ``env_id``: a model may record defaults tuned for one task under ``planner["per_env"][env_id]``
+        (the shipped model searches harder on Reach, where a bigger search pays and episodes are short);
+        they apply on top of the model's general defaults and under ``planner_overrides``.
+        """
         try:
             from world_model import load_world_model
         except ImportError:  # older layouts export it only from the bundle module
@@ -118,6 +129,9 @@ class Agent:
 
         wm = load_world_model(model)
         tuned = dict(getattr(wm, "planner", None) or {})
+        per_env = tuned.pop(PER_ENV_KEY, None) or {}
+        if env_id is not None:
+            tuned.update(per_env.get(env_id, {}))
         unknown = sorted(set(tuned) - PlannerConfig.known_names())
         if unknown:  # a model file from another version must not block planning; user overrides stay strict
             warnings.warn(f"ignoring planner defaults this version does not know: {unknown}", stacklevel=2)

@@ -66,7 +66,7 @@ def plan_episode(
     if max_steps is not None and max_steps < 1:
         raise PlannerConfigError(f"--max-steps {max_steps} must be >= 1")
     if agent is None:
-        agent = Agent.from_pretrained(model, **(planner_overrides or {}))
+        agent = Agent.from_pretrained(model, env_id=env_id, **(planner_overrides or {}))
     if render_size is None:
         render_size = int(agent.world_model.image_size)
     env = make_env(env_id, render_size=render_size, max_episode_steps=max_steps)

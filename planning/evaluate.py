@@ -20,12 +20,13 @@ DEFAULT_RENDER_SIZE = 256  # baselines without a model: the env's default
 _WORKER: dict[str, Any] = {}
 
 
-def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dict[str, Any] | None) -> Any:
+def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dict[str, Any] | None,
+                env_id: str | None = None) -> Any:
     from .agent import Agent
     from .policies import ExpertPolicy, RandomPolicy
 
     if policy == "planner":
-        return Agent.from_pretrained(model, **(planner_overrides or {}))
+        return Agent.from_pretrained(model, env_id=env_id, **(planner_overrides or {}))
     if policy == "random":
         return RandomPolicy(env)
     if policy == "expert":
@@ -43,7 +44,8 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
     settings = dict(settings)
     agent = None
     if settings["policy"] == "planner":  # loaded first: its input size is the default render size
-        agent = make_policy("planner", None, settings["model"], settings["planner_overrides"])
+        agent = make_policy("planner", None, settings["model"], settings["planner_overrides"],
+                            settings["env_id"])
         settings["render_size"] = settings["render_size"] or int(agent.world_model.image_size)
     settings["render_size"] = settings["render_size"] or DEFAULT_RENDER_SIZE
     env = make_env(settings["env_id"], render_size=settings["render_size"], max_episode_steps=settings["max_steps"])
@@ -70,7 +72,9 @@ def _episode(seed: int) -> dict[str, Any]:
     limit = st["max_steps"] or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
     m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=max(1, limit // len(goals)) if goals else None)
     energies = [e for e in m["energy"] if e is not None]
+    config = getattr(policy, "config", None)
     return {
+        "planner": config.to_flat() if hasattr(config, "to_flat") else None,
         "seed": seed, "success": m["success"], "final_distance": m["final_distance"],
         "initial_distance": m["initial_distance"], "steps": m["steps"], "seconds_per_action": m["seconds_per_action"],
         "final_energy": energies[-1] if energies else None, "render_size": st["render_size"],
@@ -164,8 +168,9 @@ def evaluate(
             bar.close()
         if workers == 1 and "env" in _WORKER:
             _WORKER.pop("env").close()
+    planner = [r.pop("planner") for r in rows][0]  # the effective search settings (model defaults + overrides)
     results = {"env": env_id, "policy": policy, "model": str(model) if policy == "planner" else None,
-               "seed_start": seed_start, **summarize(rows), "seconds": time.perf_counter() - t0,
+               "planner": planner, "seed_start": seed_start, **summarize(rows), "seconds": time.perf_counter() - t0,
                "settings": {k: v for k, v in settings.items() if k != "env_id"}, "episodes": rows}
     results["settings"]["render_size"] = rows[0]["render_size"]
     if out is not None:

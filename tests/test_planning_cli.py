@@ -107,3 +107,25 @@ def test_from_pretrained_layers_model_defaults_and_overrides(tiny_model, tmp_pat
     frame = np.zeros((100, 80, 3), np.uint8)  # any frame size: the world model resizes to 64
     action = agent.act({"pixels": frame, "state": np.zeros(7, np.float32)}, {"pixels": frame})
     assert action.shape == (7,) and action.dtype == np.float32
+
+
+def test_per_env_planner_defaults_apply_to_their_env_only(tiny_model, tmp_path):
+    """A model's ``planner["per_env"][env_id]`` beats its general defaults for that env; flags beat both."""
+    import planning
+    from world_model.bundle import with_planner_defaults
+
+    tuned = tmp_path / "tuned.pt"
+    with_planner_defaults(tiny_model, tuned, {"per_env": {"simjepa/Reach-v0": {"samples": 24, "iterations": 5}}})
+    reach = planning.Agent.from_pretrained(tuned, env_id="simjepa/Reach-v0")
+    push = planning.Agent.from_pretrained(tuned, env_id="simjepa/Push-v0")
+    unnamed = planning.Agent.from_pretrained(tuned)
+    assert (reach.config.cem.samples, reach.config.cem.iterations, reach.config.cem.topk) == (24, 5, 4)
+    assert (push.config.cem.samples, push.config.cem.iterations) == (16, 2) == (unnamed.config.cem.samples, unnamed.config.cem.iterations)
+    assert planning.Agent.from_pretrained(tuned, env_id="simjepa/Reach-v0", samples=8).config.cem.samples == 8
+
+    out = tmp_path / "eval"
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "1", "--model", str(tuned),
+                                               "--out", str(out), "--max-steps", "1", "--render-size", "64", "--topk", "2"])
+    assert res.exit_code == 0, res.output
+    planner = json.loads((out / "results.json").read_text())["planner"]
+    assert (planner["samples"], planner["iterations"], planner["topk"]) == (24, 5, 2)  # results say what searched
