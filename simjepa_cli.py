@@ -300,7 +300,7 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
       simjepa collect --env simjepa/Push-v0 --episodes 200 --policy mixed --render-size 64 --out data/push64
       simjepa pretrain-encoder --data data/push64 --config vit_tiny --out runs/enc.pt
       simjepa pretrain-encoder --data data/reach64 --data data/push64 --out runs/enc.pt --depth 6 --threads 1
-      simjepa probe --encoder runs/enc.pt --env simjepa/Push-v0 --episodes 40 --seed-start 5000 --out runs/probe.json
+      simjepa probe --encoder runs/enc.pt --env simjepa/Push-v0 --out runs/probe.json
     """
     from pathlib import Path
 
@@ -326,8 +326,9 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
 @click.option("--encoder", "encoder_name", default="default", show_default=True,
               help="'default', a builder name (random init, e.g. vit_tiny) or an encoder checkpoint.")
 @click.option("--env", "env_id", required=True, help="Env id; simjepa/Push-v0 or PickPlace-v0 for the object probe.")
-@click.option("--episodes", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Episodes collected (split 60/20/20 into train/val/test by episode; at least 5).")
+@click.option("--episodes", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Episodes collected (split 60/20/20 into train/val/test by episode; at least 5). Each episode "
+                   "adds one cube placement: the object probe overfits with fewer than ~300.")
 @click.option("--seed-start", type=int, default=5000, show_default=True, help="Seed of the first episode (then +1 each).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="JSON file with r2_ee, r2_object and settings.")
 @click.option("--render-size", type=click.IntRange(min=16), default=None,
@@ -351,7 +352,7 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     \b
     Examples:
       simjepa probe --encoder default --env simjepa/Push-v0 --out runs/probe_default.json
-      simjepa probe --encoder runs/enc.pt --env simjepa/PickPlace-v0 --episodes 40 --seed-start 5000 --out runs/p.json
+      simjepa probe --encoder default --image-size 128 --pool 8 --env simjepa/Push-v0 --out runs/probe_128.json
       simjepa probe --encoder default --random-init --env simjepa/Push-v0 --out runs/probe_random.json
     """
     from pathlib import Path
