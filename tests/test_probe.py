@@ -33,6 +33,23 @@ def test_probe_recovers_a_linear_signal():
     assert res["frames"] == {"train": 180, "val": 60, "test": 60}
 
 
+def test_object_error_by_arm_distance_exposes_a_probe_that_reads_the_arm():
+    """Features that see only the arm: the cube is guessed from the arm, so error grows with their distance."""
+    rng = np.random.default_rng(3)
+    feats, cubes, dists = [], [], []
+    for _ in range(20):
+        arm = rng.uniform(-0.3, 0.3, size=(30, 2))
+        cube = arm + rng.normal(size=(30, 2)) * rng.choice([0.01, 0.3], size=(30, 1))  # near or far from the arm
+        feats.append(np.concatenate([arm, 0.01 * rng.normal(size=(30, 6))], 1))
+        cubes.append(cube)
+        dists.append(np.linalg.norm(cube - arm, axis=1))
+    rows = probe_features(feats, cubes, arm_distance=dists)["rmse_by_arm_distance"]
+    assert [r["from"] for r in rows] == [0.0, 0.05, 0.1, 0.2] and rows[-1]["to"] is None
+    assert sum(r["frames"] for r in rows) == 4 * 30
+    assert rows[0]["rmse_m"] < 0.05 < 0.2 < rows[-1]["rmse_m"]
+    assert "rmse_by_arm_distance" not in probe_features(feats, cubes)
+
+
 def test_probe_of_unrelated_targets_scores_near_zero():
     rng = np.random.default_rng(1)
     feats = _episodes(10, 30, 40, rng)

@@ -225,11 +225,31 @@ class ProbeSettings:
     split: tuple[float, float] = (0.6, 0.2)
 
 
+# Bins (m) of the horizontal gripper-to-cube distance for the object probe's error breakdown.
+ARM_DISTANCE_BINS = (0.0, 0.05, 0.1, 0.2, math.inf)
+
+
+def rmse_by_bins(y: np.ndarray, y_hat: np.ndarray, covariate: np.ndarray, edges: Sequence[float]) -> list[dict[str, Any]]:
+    """RMSE of ``y_hat`` within bins ``[edges[i], edges[i+1])`` of a per-frame ``covariate``."""
+    err2 = ((np.asarray(y, np.float64) - y_hat) ** 2).sum(1)
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (covariate >= lo) & (covariate < hi)
+        rows.append({"from": lo, "to": None if math.isinf(hi) else hi, "frames": int(m.sum()),
+                     "rmse_m": float(np.sqrt(err2[m].mean())) if m.any() else None})
+    return rows
+
+
 def probe_features(
     features: Sequence[np.ndarray], targets: Sequence[np.ndarray], split: tuple[float, float] = (0.6, 0.2),
-    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    alphas: Sequence[float] = DEFAULT_ALPHAS, arm_distance: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Fit and score a ridge probe from per-episode features ``[T_i, F]`` to targets ``[T_i, K]``."""
+    """Fit and score a ridge probe from per-episode features ``[T_i, F]`` to targets ``[T_i, K]``.
+
+    ``arm_distance`` (per-episode ``[T_i]``, object probe only) adds ``rmse_by_arm_distance``: a probe
+    that reads the cube off the features is as good far from the gripper as near it; one that guesses
+    the cube from where the arm is (in collected data the arm goes to the cube) is good only near it.
+    """
     if len(features) != len(targets):
         raise ProbeError(f"{len(features)} feature episodes but {len(targets)} target episodes")
     tr, va, te = split_episodes(len(features), split)
@@ -237,7 +257,10 @@ def probe_features(
     probe = fit_ridge(cat(features, tr), cat(targets, tr), cat(features, va), cat(targets, va), alphas)
     y_te = cat(targets, te)
     y_hat = probe.predict(cat(features, te))
+    extra = {} if arm_distance is None else {
+        "rmse_by_arm_distance": rmse_by_bins(y_te, y_hat, cat(arm_distance, te), ARM_DISTANCE_BINS)}
     return {
+        **extra,
         "r2": r2_score(y_te, y_hat),
         "r2_per_axis": r2_per_axis(y_te, y_hat),
         "rmse_m": float(np.sqrt(((y_te - y_hat) ** 2).sum(1).mean())),
@@ -267,7 +290,10 @@ def run_probe(
     t2 = time.perf_counter()
     ee = probe_features(feats, [e.ee for e in episodes], settings.split, settings.alphas)
     has_obj = all(e.obj is not None for e in episodes)
-    obj = probe_features(feats, [e.obj for e in episodes], settings.split, settings.alphas) if has_obj else None
+    obj = None
+    if has_obj:
+        arm = [np.linalg.norm(e.ee[:, :2] - e.obj[:, :2], axis=1) for e in episodes]
+        obj = probe_features(feats, [e.obj for e in episodes], settings.split, settings.alphas, arm_distance=arm)
     return {
         "r2_ee": ee["r2"],
         "r2_object": obj["r2"] if obj else None,
