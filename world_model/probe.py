@@ -2,7 +2,7 @@
 
 A planner minimising feature distance can only reach a goal the features encode, so the test of a
 small in-domain encoder is whether end-effector and object positions are *linearly* decodable from
-its frozen features on held-out episodes. The probe is ridge regression in closed form (one SVD
+its frozen features on held-out episodes. The probe is ridge regression in closed form (one eigendecomposition
 serves every alpha; alpha is chosen on a validation split of episodes, then refit on train + val).
 Features per frame are the mean over patches (global content) concatenated with the token grid
 average-pooled to ``pool x pool`` cells (where things are). Splits are by episode, never by frame,
@@ -74,10 +74,20 @@ class RidgeProbe:
 
 
 def _ridge_solutions(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> dict[float, np.ndarray]:
-    """Ridge weights for every alpha from one thin SVD of centred, standardised ``x [N, F]``."""
-    u, s, vt = np.linalg.svd(x, full_matrices=False)  # works for N < F and N > F alike
-    uty = u.T @ y  # [r, K]
-    return {a: vt.T @ ((s / (s**2 + a))[:, None] * uty) for a in alphas}
+    """Ridge weights for every alpha from one eigendecomposition of centred, standardised ``x [N, F]``.
+
+    Uses the smaller Gram matrix: ``x^T x`` (``F x F``) when N > F, else the kernel ``x x^T`` (``N x N``),
+    whose eigenvectors give the same solution (``w = x^T (x x^T + a)^-1 y``). A symmetric
+    eigendecomposition is several times faster than an SVD of ``x``: the 8 x 8 grid probe (12k features,
+    11k frames) fits in minutes instead of most of an hour.
+    """
+    if x.shape[0] > x.shape[1]:
+        s2, v = np.linalg.eigh(x.T @ x)  # [F], [F, F]
+        vty = v.T @ (x.T @ y)  # [F, K]
+        return {a: v @ (vty / (s2.clip(min=0.0) + a)[:, None]) for a in alphas}
+    s2, u = np.linalg.eigh(x @ x.T)  # [N], [N, N]
+    uty = u.T @ y  # [N, K]
+    return {a: x.T @ (u @ (uty / (s2.clip(min=0.0) + a)[:, None])) for a in alphas}
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
