@@ -357,9 +357,10 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     """
     from pathlib import Path
 
+    from envs.atomic import write_json
     from world_model.encoder import VideoViT, init_weights
     from world_model.encoder_loading import encoder_identity, load_encoder
-    from world_model.probe import ProbeSettings, run_probe, split_episodes, write_json_atomic
+    from world_model.probe import ProbeSettings, run_probe, split_episodes
 
     if Path(out).is_dir():
         raise SimjepaError(f"--out {out} is a directory; pass a JSON file name such as {Path(out) / 'probe.json'}")
@@ -373,7 +374,7 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
                              policy=policy, pool=pool)
     result = run_probe(encoder, settings, image_size=size, progress=not quiet)
     result["encoder"] = {**encoder_identity(encoder), "random_init": random_init, "requested": encoder_name}
-    write_json_atomic(out, result)
+    write_json(out, result)
     obj = "n/a (no object)" if result["r2_object"] is None else f"{result['r2_object']:.3f}"
     click.echo(f"probe {env_id}: r2_ee {result['r2_ee']:.3f}, r2_object {obj} on {result['ee']['frames']['test']} "
                f"held-out frames -> {out}")

@@ -119,8 +119,8 @@ class Agent:
         """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply.
 
         ``env_id``: a model may record defaults tuned for one task under ``planner["per_env"][env_id]``
-        (the shipped model searches harder on Reach, where a bigger search pays and episodes are short);
-        they apply on top of the model's general defaults and under ``planner_overrides``.
+        (e.g. a bigger search for a task with short episodes); they apply on top of the model's general
+        defaults and under ``planner_overrides``. The shipped default model records none.
         """
         try:
             from world_model import load_world_model

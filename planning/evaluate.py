@@ -168,7 +168,10 @@ def evaluate(
             bar.close()
         if workers == 1 and "env" in _WORKER:
             _WORKER.pop("env").close()
-    planner = [r.pop("planner") for r in rows][0]  # the effective search settings (model defaults + overrides)
+    # The search settings that actually ran (model defaults + overrides); the same in every row.
+    planner = rows[0]["planner"]
+    for row in rows:
+        del row["planner"]
     results = {"env": env_id, "policy": policy, "model": str(model) if policy == "planner" else None,
                "planner": planner, "seed_start": seed_start, **summarize(rows), "seconds": time.perf_counter() - t0,
                "settings": {k: v for k, v in settings.items() if k != "env_id"}, "episodes": rows}
