@@ -10,6 +10,7 @@ PyTorch's wall of text. Our own checkpoints are one file: ``{"format", "version"
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import warnings
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from envs.errors import SimjepaError
-from envs.atomic import atomic_path
+from envs.atomic import atomic_path, write_text
 
 FORMAT_VERSION = 1
 OFFICIAL_PREFIXES = ("module.", "backbone.", "_orig_mod.")
@@ -78,6 +79,16 @@ def save_file(obj: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write atomically (temp file + rename) so an interrupted save never leaves a broken file."""
     with atomic_path(path) as tmp:
         torch.save(dict(obj), tmp)
+
+
+def truncate_log(path: str | os.PathLike, step: int) -> None:
+    """On resume, drop JSONL log rows written after the checkpoint (``"step" > step``), atomically, so
+    the log reads as one uninterrupted run (training and pretraining logs alike)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    write_text(path, "".join(line + "\n" for line in keep))
 
 
 def strip_prefixes(state_dict: Mapping[str, torch.Tensor], prefixes: Iterable[str] = OFFICIAL_PREFIXES) -> dict:

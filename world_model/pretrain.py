@@ -33,7 +33,7 @@ from torch import nn
 
 from envs.errors import SimjepaError
 from envs.atomic import write_text
-from world_model.checkpoints import load_file, save_file, save_model, weights_hash
+from world_model.checkpoints import load_file, save_file, save_model, truncate_log, weights_hash
 from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
 from world_model.layers import Block, grid_positions
 from world_model.masks import VJEPA_MASKS, sample_multiblock_masks
@@ -370,14 +370,6 @@ class _Trainer:
         return row
 
 
-def _truncate_log(log: Path, step: int) -> None:
-    """Drop log rows past the resumed step so the JSONL reads as one uninterrupted run."""
-    if not log.exists():
-        return
-    rows = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    write_text(log, "".join(r + "\n" for r in rows))
-
-
 def pretrain(
     config: PretrainConfig,
     episodes: Sequence[np.ndarray],
@@ -402,7 +394,7 @@ def pretrain(
     trainer = _Trainer(config)
     if state_path.exists():
         trainer.load_state(load_file(state_path), state_path)
-    _truncate_log(log_path, trainer.step)
+    truncate_log(log_path, trainer.step)
     sampler = ClipSampler(episodes, config.frames, config.frame_stride, config.still_fraction)
     prior = json.loads((run / "timing.json").read_text()).get("seconds", 0.0) if (run / "timing.json").exists() else 0.0
     t0 = time.perf_counter()

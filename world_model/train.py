@@ -33,7 +33,7 @@ from envs.errors import SimjepaError
 from envs import atomic
 
 from .bundle import FINAL_NAME, encoder_entry, save_world_model
-from .checkpoints import CheckpointError, load_file, load_weights, save_file, weights_hash
+from .checkpoints import CheckpointError, load_file, load_weights, save_file, truncate_log, weights_hash
 from .losses import LOSSES, feature_loss, predictor_losses, rollout, window_frames
 from .predictor import PRESETS, ACPredictor, normalize_reps, predictor_config
 
@@ -385,14 +385,6 @@ def plot_losses(metrics_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop log rows written after the checkpoint so the log matches the resumed run."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    atomic.write_text(path, "".join(line + "\n" for line in keep))
-
-
 # --- checkpoints -----------------------------------------------------------------------------------
 def save_state(path: Path, step: int, cfg: TrainConfig, model: ACPredictor, opt: torch.optim.Optimizer,
                skipped: int, encoder: Mapping[str, Any]) -> None:
@@ -485,7 +477,7 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
                                                 "window_frames": frames, "world_size": d.world, "grid": list(grid),
                                                 "train_episodes": train_eps, "val_episodes": val_eps})
         if step:
-            _truncate_metrics(metrics_path, step)
+            truncate_log(metrics_path, step)
             print(f"resuming {out} from step {step}")
     d.barrier()
 
