@@ -165,6 +165,9 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Cache folder (created; resumed if present).")
 @click.option("--image-size", type=click.IntRange(min=16), default=None,
               help="Encoder input size in px, a multiple of 16 [default: the encoder's own, 256 for official files].")
+@click.option("--token-pool", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Average each k x k block of patch tokens: e.g. 128 px, patch 8, --token-pool 2 gives the 8x8 "
+                   "tokens of a 64 px frame from twice the pixels. The trained model records it and plans with it.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Frames per forward pass.")
 @click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
               help="Autocast precision of the matmuls (weights stay fp32).")
@@ -172,10 +175,10 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch [default: torch's]; 1 is fastest on a busy shared machine (see README).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compile_, threads, quiet) -> None:
+def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, precision, compile_, threads, quiet) -> None:
     """Encode every frame of an episode dataset once with the frozen encoder (fp16 feature cache).
 
-    Writes OUT/manifest.json (encoder name, config, weights hash, image size, grid, source) and per
+    Writes OUT/manifest.json (encoder name, config, weights hash, image size, grid, token pool, source) and per
     episode OUT/episode_NNNNNN.feats.npy (float16 [T+1, N, D]) + OUT/episode_NNNNNN.npz (actions,
     states, proprio). Interrupted runs resume; a cache built by another encoder is refused.
     Shard across processes with torchrun: rank r encodes episodes i % K == r.
@@ -184,6 +187,7 @@ def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compi
     Examples:
       simjepa encode --data data/reach --encoder default --out feats/reach
       simjepa encode --data data/reach --encoder vit_tiny --image-size 64 --out feats/reach-tiny --threads 1
+      simjepa encode --data data/push128 --encoder enc128.pt --token-pool 2 --out feats/push128
       simjepa encode --data data/reach --encoder vitl.pt --out feats/reach-vitl --batch-size 8
       torchrun --nproc-per-node 2 "$(which simjepa)" encode --data data/reach --encoder default --out feats/reach
     """
@@ -195,8 +199,8 @@ def encode_cmd(data, encoder_name, out, image_size, batch_size, precision, compi
     if threads:
         torch.set_num_threads(threads)
     encoder = load_encoder(encoder_name, image_size=image_size)
-    cache = build_feature_cache(data, encoder, out, batch_size=batch_size, precision=precision, compile=compile_,
-                                progress=not quiet)
+    cache = build_feature_cache(data, encoder, out, token_pool=token_pool, batch_size=batch_size, precision=precision,
+                                compile=compile_, progress=not quiet)
     state = "complete" if cache.complete else "partial (other ranks still running)"
     click.echo(f"{len(cache)} episodes cached ({state}): grid {cache.grid[0]}x{cache.grid[1]}, dim {cache.dim}, "
                f"encoder {cache.encoder['name']} [{cache.encoder['weights_hash']}] -> {out}")

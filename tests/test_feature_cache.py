@@ -158,3 +158,35 @@ def test_cli_encode_and_errors(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         simjepa_cli.main(["encode", "--data", str(tmp_path / "none"), "--encoder", "vit_tiny", "--out", str(out)])
     assert "error:" in capsys.readouterr().err
+
+
+def test_token_pool_is_cached_recorded_by_training_and_planned_with(tmp_path, capsys):
+    """--token-pool 2: the cache holds 2x2-averaged patch tokens, training records the pool, and the world
+    model encodes frames the same way, so the planner compares the features the predictor learnt."""
+    from envs.episodes import load_episode
+    from world_model.bundle import load_world_model
+    from world_model.encoder_loading import load_encoder
+
+    data = write_dataset(tmp_path / "data", steps=(8, 8, 8), size=64)
+    cache_dir, model_dir = tmp_path / "pooled", tmp_path / "model"
+    encode = ["encode", "--data", str(data), "--encoder", "vit_tiny", "--image-size", "64", "--out", str(cache_dir),
+              "--threads", "1", "--quiet"]
+    simjepa_cli.main(encode + ["--token-pool", "2"])
+    assert "grid 2x2" in capsys.readouterr().out  # 64 px / patch 16 = 4x4 patches -> 2x2 tokens
+    cache = FeatureCache.open(cache_dir)
+    assert cache.token_pool == 2 and cache.image_size == (64, 64) and cache.tokens_per_frame == 4
+    frames = load_episode(str(data), 0).frames
+    patches = FrozenEncoder(load_encoder("vit_tiny", image_size=64)).encode(frames)  # [T+1, 16, D], 4x4 raster
+    pooled = patches.reshape(-1, 2, 2, 2, 2, 192).mean((2, 4)).reshape(-1, 4, 192)  # rows, cols split in 2x2 blocks
+    np.testing.assert_allclose(cache.episode(0)[0].astype(np.float32), pooled.numpy(), atol=2e-2, rtol=1e-2)
+
+    for bad, message in ((["--token-pool", "1"], "token pool 2"), (["--token-pool", "3"], "positive divisor")):
+        with pytest.raises(SystemExit) as exit_:
+            simjepa_cli.main(encode[:-4] + [str(tmp_path / "other" if "3" in bad else cache_dir), "--quiet"] + bad)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+    simjepa_cli.main(["train", "--features", str(cache_dir), "--out", str(model_dir), "--config", "tiny", "--steps", "2",
+                      "--batch-size", "2", "--val-fraction", "0.34", "--workers", "0", "--quiet"])
+    wm = load_world_model(model_dir)
+    assert wm.token_pool == 2 and wm.grid == (2, 2) and wm.encoder.grid == (2, 2)
+    np.testing.assert_allclose(wm.encode(frames).numpy(), pooled.numpy(), atol=1e-4)

@@ -25,7 +25,8 @@ FINAL_NAME = "final.pt"
 @dataclass
 class WorldModel:
     """Frozen encoder + predictor + metadata. ``encoder`` is a :class:`FrozenEncoder` (None when the
-    file was loaded without it); ``grid`` is the patch grid (h, w) of one frame at ``image_size``."""
+    file was loaded without it); ``grid`` is the token grid (h, w) of one frame at ``image_size``,
+    after averaging ``token_pool x token_pool`` patch tokens (1: the patch grid itself)."""
 
     encoder: Any
     predictor: ACPredictor
@@ -33,6 +34,7 @@ class WorldModel:
     grid: tuple[int, int]
     planner: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    token_pool: int = 1
 
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 frames ``[B, H, W, 3]`` -> raw encoder features ``[B, N, D]`` float32 (not layer-normed)."""
@@ -65,12 +67,13 @@ def save_world_model(
     grid: tuple[int, int],
     planner: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
+    token_pool: int = 1,
 ) -> None:
     """Write one world-model file; ``encoder`` comes from :func:`encoder_entry`."""
     save_model(
         path, "world_model", asdict(predictor.config), predictor,
         encoder=dict(encoder), image_size=int(image_size), grid=[int(grid[0]), int(grid[1])],
-        planner=dict(planner or {}), info=dict(info or {}),
+        token_pool=int(token_pool), planner=dict(planner or {}), info=dict(info or {}),
     )
 
 
@@ -94,7 +97,7 @@ def _resolve(path_or_name: str | Path) -> Path:
     return path
 
 
-def _load_encoder(entry: Mapping[str, Any], image_size: int, what: str):
+def _load_encoder(entry: Mapping[str, Any], image_size: int, token_pool: int, what: str):
     from .checkpoints import load_weights
     from .encoder import EncoderConfig, VideoViT
     from .encoder_loading import load_encoder
@@ -112,7 +115,7 @@ def _load_encoder(entry: Mapping[str, Any], image_size: int, what: str):
                 f"{what} was trained on encoder {entry['name']!r} with weights hash {entry['weights_hash']}, but that "
                 f"name now loads weights {got}; pass the original encoder file"
             )
-    return FrozenEncoder(enc.eval(), image_size)
+    return FrozenEncoder(enc.eval(), image_size, token_pool=token_pool)
 
 
 def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = True) -> WorldModel:
@@ -125,7 +128,8 @@ def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = 
         entry, image_size, grid = obj["encoder"], int(obj["image_size"]), tuple(int(g) for g in obj["grid"])
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{what} lacks its encoder reference, image size or grid; re-save it with save_world_model") from None
-    encoder = _load_encoder(entry, image_size, what) if with_encoder else None
+    token_pool = int(obj.get("token_pool", 1))  # files written before token pooling existed: 1
+    encoder = _load_encoder(entry, image_size, token_pool, what) if with_encoder else None
     if encoder is not None and encoder.dim != predictor.config.embed_dim:
         raise CheckpointError(
             f"{what}: its predictor takes {predictor.config.embed_dim}-D features but its encoder {entry.get('name')!r} "
@@ -133,7 +137,8 @@ def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = 
         )
     if encoder is not None and tuple(encoder.grid) != grid:
         warnings.warn(f"{what}: encoder grid {encoder.grid} differs from the stored grid {grid}")
-    return WorldModel(encoder, predictor, image_size, grid, dict(obj.get("planner") or {}), dict(obj.get("info") or {}))
+    return WorldModel(encoder, predictor, image_size, grid, dict(obj.get("planner") or {}), dict(obj.get("info") or {}),
+                      token_pool)
 
 
 def with_planner_defaults(

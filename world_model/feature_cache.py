@@ -9,7 +9,7 @@ encoder is refused.
 
 Layout of ``OUT/``::
 
-    manifest.json                  format, encoder identity, image_size, grid, dim, source, episodes
+    manifest.json                  format, encoder identity, image_size, grid, token_pool, dim, source, episodes
     episode_000000.feats.npy       float16 [T+1, N, D]
     episode_000000.npz             actions f32 [T, A], states f32 [T+1, S], proprio f32 [T+1, 7],
                                    success bool [T+1], distance f32 [T+1] (copied from the source)
@@ -131,6 +131,11 @@ class FeatureCache:
     @property
     def grid(self) -> tuple[int, int]:
         return tuple(self.manifest["grid"])  # type: ignore[return-value]
+
+    @property
+    def token_pool(self) -> int:
+        """k when each feature token averages k x k patch tokens (1, the official layout, in older caches)."""
+        return int(self.manifest.get("token_pool", 1))
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -285,6 +290,7 @@ def build_feature_cache(
     out: str | os.PathLike,
     *,
     image_size: int | tuple[int, int] | None = None,
+    token_pool: int = 1,
     batch_size: int = 32,
     precision: str = "bf16",
     compile: bool = False,
@@ -308,7 +314,8 @@ def build_feature_cache(
         rank, world_size, own_dist = _distributed()
     if device is None and torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    frozen = FrozenEncoder(encoder, image_size, batch_size=batch_size, precision=precision, compile=compile, device=device)
+    frozen = FrozenEncoder(encoder, image_size, batch_size=batch_size, precision=precision, compile=compile, device=device,
+                           token_pool=token_pool)
     ident = encoder_identity(encoder)
     n, d = frozen.tokens_per_frame, frozen.dim
     header = {
@@ -317,6 +324,7 @@ def build_feature_cache(
         "encoder": ident,
         "image_size": list(frozen.image_size),
         "grid": list(frozen.grid),
+        "token_pool": frozen.token_pool,
         "tokens_per_frame": n,
         "dim": d,
         "dtype": "float16",
@@ -336,10 +344,12 @@ def build_feature_cache(
             existing = FeatureCache.open(root)
             existing.check_encoder(ident["name"], ident["config"], ident["weights_hash"])
             old = existing.manifest
-            if list(old["image_size"]) != header["image_size"] or old["source"]["path"] != header["source"]["path"]:
+            if (list(old["image_size"]) != header["image_size"] or old["source"]["path"] != header["source"]["path"]
+                    or existing.token_pool != frozen.token_pool):
                 raise FeatureCacheError(
-                    f"feature cache {root} holds {old['source']['path']} at {old['image_size']} px, not "
-                    f"{header['source']['path']} at {header['image_size']} px; pass another --out"
+                    f"feature cache {root} holds {old['source']['path']} at {old['image_size']} px, token pool "
+                    f"{existing.token_pool}, not {header['source']['path']} at {header['image_size']} px, token pool "
+                    f"{frozen.token_pool}; pass another --out"
                 )
         else:
             _write_json(root / MANIFEST, {**header, "episodes": [], "complete": False})

@@ -597,7 +597,8 @@ def _save_final(out: Path, model: ACPredictor, source: EpisodeSource, encoder: M
     }
     if source.manifest.get("action_scale") is not None:
         meta["action_scale"] = list(source.manifest["action_scale"])
-    save_world_model(out / FINAL_NAME, model.cpu(), entry, image_size, grid, {}, meta)
+    save_world_model(out / FINAL_NAME, model.cpu(), entry, image_size, grid, {}, meta,
+                     token_pool=int(source.manifest.get("token_pool", 1)))
 
 
 def _try_load_encoder(identity: Mapping[str, Any]) -> torch.nn.Module | None:
@@ -643,6 +644,12 @@ class MultiSource:
                 )
             if list(m.get("grid") or []) != list(first.get("grid") or []):
                 raise TrainError(f"feature caches {first.get('path')} and {m.get('path')} have different token grids")
+            if (list(m.get("image_size") or []), m.get("token_pool", 1)) != (list(first.get("image_size") or []),
+                                                                          first.get("token_pool", 1)):
+                raise TrainError(
+                    f"feature caches {first.get('path')} and {m.get('path')} were encoded at different image sizes or "
+                    f"token pools; encode every dataset with the same --image-size and --token-pool"
+                )
         self._index = [(src, i) for src in sources for i in src.episodes]
         env_ids = [(s.manifest.get("source") or {}).get("env_id") or s.manifest.get("env_id") for s in sources]
         paths = [str(getattr(s, "root", None) or s.manifest.get("path")) for s in sources]
