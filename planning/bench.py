@@ -14,7 +14,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def load_model(name: str) -> tuple[Any, dict[str, Any]]:
 def describe(wm) -> dict[str, Any]:
     p = wm.predictor.config
     enc = getattr(getattr(wm, "encoder", None), "encoder", None)
-    out = {"image_size": wm.image_size, "grid": list(wm.grid),
+    out = {"image_size": wm.image_size, "grid": list(wm.grid), "token_pool": wm.token_pool,
            "predictor": {"width": p.width, "depth": p.depth, "heads": p.num_heads, "embed_dim": p.embed_dim}}
     if enc is not None:
         c = enc.config
@@ -151,13 +151,12 @@ def describe(wm) -> dict[str, Any]:
 
 def with_predictor(wm, name: str):
     """The same encoder with a freshly initialised ``name`` predictor (tiny/small/base)."""
-    from world_model.bundle import WorldModel
     from world_model.predictor import build_predictor
 
     torch.manual_seed(0)
     p = wm.predictor.config
     pred = build_predictor(name, p.embed_dim, p.action_dim, p.state_dim).eval()
-    return WorldModel(wm.encoder, pred, wm.image_size, wm.grid, dict(wm.planner), dict(wm.info))
+    return replace(wm, predictor=pred, planner=dict(wm.planner), info=dict(wm.info))
 
 
 # --- planner timing --------------------------------------------------------------------------------
