@@ -180,9 +180,10 @@ def test_token_pool_is_cached_recorded_by_training_and_planned_with(tmp_path, ca
     pooled = patches.reshape(-1, 2, 2, 2, 2, 192).mean((2, 4)).reshape(-1, 4, 192)  # rows, cols split in 2x2 blocks
     np.testing.assert_allclose(cache.episode(0)[0].astype(np.float32), pooled.numpy(), atol=2e-2, rtol=1e-2)
 
-    for bad, message in ((["--token-pool", "1"], "token pool 2"), (["--token-pool", "3"], "positive divisor")):
+    # resuming the pooled cache unpooled; a pool that does not divide the 4x4 patch grid
+    for out, pool, message in ((cache_dir, "1", "token pool 2"), (tmp_path / "other", "3", "positive divisor")):
         with pytest.raises(SystemExit) as exit_:
-            simjepa_cli.main(encode[:-4] + [str(tmp_path / "other" if "3" in bad else cache_dir), "--quiet"] + bad)
+            simjepa_cli.main(encode[:-5] + ["--out", str(out), "--quiet", "--token-pool", pool])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
 
     simjepa_cli.main(["train", "--features", str(cache_dir), "--out", str(model_dir), "--config", "tiny", "--steps", "2",

@@ -6,12 +6,12 @@ from world_model.train import ArraySource, MultiSource, TrainError, describe_sou
 
 
 def _source(env_id: str, n: int, weights_hash: str = "abc", grid=(2, 2), offset: float = 0.0,
-            state_dim: int = 10) -> ArraySource:
+            state_dim: int = 10, **manifest_extra) -> ArraySource:
     rng = np.random.default_rng(n)
     eps = [(rng.standard_normal((5, 4, 8)).astype(np.float16) + offset, np.zeros((4, 7), np.float32),
             np.zeros((5, state_dim), np.float32)) for _ in range(n)]
     manifest = {"encoder": {"name": "e", "config": {}, "weights_hash": weights_hash}, "grid": list(grid),
-                "env_id": env_id, "path": f"/feats/{env_id}"}
+                "env_id": env_id, "path": f"/feats/{env_id}", **manifest_extra}
     return ArraySource(eps, manifest)
 
 
@@ -29,6 +29,15 @@ def test_multi_source_concatenates_episodes_and_lists_envs():
 def test_multi_source_refuses_caches_from_other_encoders_or_grids(kw):
     with pytest.raises(TrainError):
         MultiSource([_source("simjepa/Reach-v0", 2), _source("simjepa/Push-v0", 2, **kw)])
+
+
+def test_multi_source_refuses_caches_of_other_image_sizes_or_token_pools_on_the_same_grid():
+    """64 px unpooled and 128 px pooled 2x2 both give a 8x8 grid, but their features differ."""
+    plain = _source("simjepa/Reach-v0", 2, image_size=[64, 64])
+    for other in ({"image_size": [128, 128], "token_pool": 2}, {"image_size": [64, 64], "token_pool": 2}):
+        with pytest.raises(TrainError, match="different image sizes or token pools"):
+            MultiSource([plain, _source("simjepa/Push-v0", 2, **other)])
+    assert len(MultiSource([plain, _source("simjepa/Push-v0", 2, image_size=[64, 64], token_pool=1)])) == 4
 
 
 def test_tasks_with_different_state_lengths_train_together_on_their_proprio():
