@@ -395,8 +395,11 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes, each with its own env and EGL context.")
 @click.option("--seed-start", type=int, default=0, show_default=True, help="Episode i resets with seed S+i.")
 @click.option("--max-steps", type=int, default=None, help="Steps per episode [default: the env's max_episode_steps].")
+@click.option("--camera", type=click.Choice(["front", "side"]), default="front", show_default=True,
+              help="Our envs' view the frames show. The same command with --camera side records the same "
+                   "episodes from the side: encode both and train on both for a two-view world model.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start, max_steps, quiet) -> None:
+def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start, max_steps, camera, quiet) -> None:
     """Record episodes (frames, actions, states, success, distance) for world-model training.
 
     Deterministic: episode i always comes from seed S+i, so re-running the same command after an
@@ -407,12 +410,13 @@ def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start,
     Examples:
       simjepa collect --env simjepa/Reach-v0 --episodes 200 --out data/reach
       simjepa collect --env simjepa/PickPlace-v0 --episodes 500 --out data/pp --render-size 128 --workers 2
+      simjepa collect --env simjepa/Reach-v0 --episodes 200 --out data/reach-side --camera side
       simjepa collect --env Reacher-v5 --episodes 100 --policy random --out data/reacher
     """
     from envs.collect import CollectConfig, collect
 
     cfg = CollectConfig(env_id=env_id, episodes=episodes, out=out, policy=policy, render_size=render_size,
-                        workers=workers, seed_start=seed_start, max_steps=max_steps)
+                        workers=workers, seed_start=seed_start, max_steps=max_steps, camera=camera)
     manifest = collect(cfg, progress=not quiet)
     click.echo(f"{manifest['episodes']} episodes of {env_id} ({manifest['render_size']} px, policy {policy}) in {out}")
 

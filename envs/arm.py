@@ -61,6 +61,18 @@ def _ensure_headless_gl() -> None:
         gl_context.GLContext = GLContext
 
 
+def check_cameras(cameras: object) -> tuple[str, ...]:
+    """The env's camera names as a tuple, or a one-line error naming the valid ones."""
+    names = (cameras,) if isinstance(cameras, str) else tuple(cameras)  # type: ignore[arg-type]
+    bad = [c for c in names if c not in scene.CAMERAS]
+    if not names or bad or len(set(names)) != len(names):
+        raise SimjepaError(
+            f"cameras {list(names)!r} are not distinct names from {', '.join(scene.CAMERAS)}; "
+            "pass e.g. ('front',) or ('front', 'side')"
+        )
+    return names
+
+
 class InvalidActionError(SimjepaError):
     """An action that is not a finite 7-vector inside [-1, 1]."""
 
@@ -169,8 +181,10 @@ class ArmEnv(gym.Env):
     action_scale = np.array([0.03, 0.03, 0.03, 0.15, 0.15, 0.15, 1.0], dtype=np.float32)
     task_state_dim: int = 0
 
-    def __init__(self, render_size: int = 256, render_mode: str | None = "rgb_array") -> None:
+    def __init__(self, render_size: int = 256, render_mode: str | None = "rgb_array",
+                 cameras: tuple[str, ...] | list[str] = ("front",)) -> None:
         self.render_size = check_render_size(render_size)
+        self.cameras = check_cameras(cameras)
         if render_mode not in (None, "rgb_array"):
             raise SimjepaError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or leave it out")
         self.render_mode = render_mode
@@ -187,9 +201,10 @@ class ArmEnv(gym.Env):
         self._state_spec = mujoco.mjtState.mjSTATE_INTEGRATION | mujoco.mjtState.mjSTATE_WARMSTART
         self.action_space = spaces.Box(-1.0, 1.0, (7,), np.float32)
         s = self.render_size
+        frame = spaces.Box(0, 255, (s, s, 3), np.uint8)
         self.observation_space = spaces.Dict(
             {
-                "pixels": spaces.Box(0, 255, (s, s, 3), np.uint8),
+                **{scene.pixels_key(self.cameras, i): frame for i in range(len(self.cameras))},
                 "state": spaces.Box(-np.inf, np.inf, (7 + self.task_state_dim,), np.float32),
             }
         )
@@ -236,17 +251,17 @@ class ArmEnv(gym.Env):
         self.data.ctrl[7:9] = fingers
         mujoco.mj_forward(self.model, self.data)
 
-    def _render(self) -> np.ndarray:
+    def _render(self, camera: str | None = None) -> np.ndarray:
         if self._renderer is None:
             _ensure_headless_gl()
             self._renderer = mujoco.Renderer(self.model, self.render_size, self.render_size)
-        self._renderer.update_scene(self.data, camera="front")
+        self._renderer.update_scene(self.data, camera=camera or self.cameras[0])
         return self._renderer.render().copy()
 
     def _obs(self) -> dict[str, np.ndarray]:
-        pixels = self._render()
-        self._last_pixels = pixels
-        return {"pixels": pixels, "state": np.concatenate([self.proprio(), self._task_state()]).astype(np.float32)}
+        views = {scene.pixels_key(self.cameras, i): self._render(c) for i, c in enumerate(self.cameras)}
+        self._last_pixels = views["pixels"]
+        return {**views, "state": np.concatenate([self.proprio(), self._task_state()]).astype(np.float32)}
 
     def _info(self) -> dict:
         dist = self._distance()

@@ -120,17 +120,29 @@ class CollectConfig:
     workers: int = 1
     seed_start: int = 0
     max_steps: int | None = None
+    camera: str = "front"  # which view the frames show; same seeds -> same episodes from another camera
 
 
 # --- worker process state (one env, one EGL context per process) ---------------------------------
 _WORKER: dict = {}
 
 
-def _worker_init(cfg: dict) -> None:
+def _make_env(env_id: str, render_size: int, max_steps: int | None, camera: str):
+    """The env rendering ``camera``; only our own envs have more than their one default view."""
     from envs import make_env
+    from envs.registration import ENV_IDS
 
+    if camera == "front":
+        return make_env(env_id, render_size=render_size, max_episode_steps=max_steps)
+    if env_id not in ENV_IDS:
+        raise SimjepaError(f"--camera {camera} needs one of our envs ({', '.join(ENV_IDS)}); "
+                           f"{env_id} renders its own single view: leave --camera out")
+    return make_env(env_id, render_size=render_size, max_episode_steps=max_steps, cameras=(camera,))
+
+
+def _worker_init(cfg: dict) -> None:
     _WORKER["cfg"] = cfg
-    _WORKER["env"] = make_env(cfg["env_id"], render_size=cfg["render_size"], max_episode_steps=cfg["max_steps"])
+    _WORKER["env"] = _make_env(cfg["env_id"], cfg["render_size"], cfg["max_steps"], cfg["camera"])
 
 
 def _worker_run(index: int) -> tuple[int, bool]:
@@ -142,8 +154,6 @@ def _worker_run(index: int) -> tuple[int, bool]:
 
 def _resolve(cfg: CollectConfig) -> dict:
     """Check options and build the manifest this run would write."""
-    from envs import make_env
-
     if cfg.episodes < 1:
         raise SimjepaError(f"--episodes must be at least 1, got {cfg.episodes}")
     if cfg.workers < 1:
@@ -152,7 +162,7 @@ def _resolve(cfg: CollectConfig) -> dict:
         raise SimjepaError(f"unknown policy {cfg.policy!r}; use one of {', '.join(POLICIES)}")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise SimjepaError(f"--max-steps must be at least 1, got {cfg.max_steps}")
-    env = make_env(cfg.env_id, render_size=cfg.render_size, max_episode_steps=cfg.max_steps)
+    env = _make_env(cfg.env_id, cfg.render_size, cfg.max_steps, cfg.camera)
     try:
         if cfg.policy != "random":
             from envs.experts import make_expert
@@ -164,6 +174,7 @@ def _resolve(cfg: CollectConfig) -> dict:
             "version": FORMAT_VERSION, "env_id": cfg.env_id, "render_size": cfg.render_size, "episodes": 0,
             "action_dim": int(np.prod(env.action_space.shape)), "state_dim": int(obs["state"].shape[0]),
             "policy": cfg.policy, "seed_start": cfg.seed_start, "max_episode_steps": max_steps,
+            "camera": cfg.camera,
         }
     finally:
         env.close()
@@ -176,8 +187,8 @@ def _check_existing(out: str, manifest: dict) -> None:
         if stray:
             raise ConfigMismatchError(f"{out} holds episode files but no {MANIFEST}; use a new --out directory")
         return
-    old = read_manifest(out)
-    keys = ("env_id", "render_size", "policy", "seed_start", "max_episode_steps", "action_dim", "state_dim")
+    old = {"camera": "front", **read_manifest(out)}  # datasets from before the option are front views
+    keys = ("env_id", "render_size", "policy", "seed_start", "max_episode_steps", "action_dim", "state_dim", "camera")
     diff = [f"{k}={old[k]!r} (now {manifest[k]!r})" for k in keys if old[k] != manifest[k]]
     if diff:
         raise ConfigMismatchError(

@@ -146,16 +146,17 @@ def make_expert(env: gym.Env) -> _Expert:
     return _EXPERTS[task](action_scale=np.asarray(env.unwrapped.action_scale, dtype=np.float64))
 
 
-def demo_subgoals(env_id: str, seed: int, render_size: int = 256) -> list[dict]:
+def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple[str, ...] = ("front",)) -> list[dict]:
     """Sub-goal observations (grasp, lift, place) from the expert's demonstration of ``seed``.
 
     Only PickPlace has phases: grasp = first observation with the cube held, lift = first held
     observation with the cube 5 cm above the table, place = the first successful observation (or the
-    last one if the demonstration fails). Each is ``{"pixels", "state"}`` like ``info["goal"]``.
+    last one if the demonstration fails). Each is ``{"pixels", "state"}`` like ``info["goal"]``, plus
+    ``pixels_<name>`` for further ``cameras``.
     """
     from envs import make_env
 
-    env = make_env(env_id, render_size=render_size)
+    env = make_env(env_id, render_size=render_size, cameras=cameras)
     if getattr(env.unwrapped, "task", None) != "pickplace":
         raise SimjepaError(f"demo_subgoals needs simjepa/PickPlace-v0 (phased task), got {env_id}")
     expert = make_expert(env)
@@ -165,7 +166,7 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256) -> list[dict]:
     for _ in range(env.unwrapped.default_max_steps if env.spec is None else env.spec.max_episode_steps):
         obs, _, term, trunc, info = env.step(expert.act(obs))
         s = obs["state"]
-        snap = {"pixels": obs["pixels"].copy(), "state": s.copy()}
+        snap = {k: v.copy() for k, v in obs.items()}
         if "grasp" not in picked and expert.held(s):
             picked["grasp"] = snap
         if "grasp" in picked and "lift" not in picked and expert.held(s) and s[9] > scene.CUBE_HALF + 0.05:
@@ -176,7 +177,7 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256) -> list[dict]:
         if term or trunc:
             break
     env.close()
-    last = {"pixels": obs["pixels"].copy(), "state": obs["state"].copy()}
+    last = {k: v.copy() for k, v in obs.items()}
     picked.setdefault("place", last)
     picked.setdefault("lift", picked["place"])
     picked.setdefault("grasp", picked["lift"])

@@ -46,4 +46,9 @@ def make_env(env_id: str, render_size: int = 256, max_episode_steps: int | None 
         return gym.make(env_id, render_size=render_size, **extra, **kw)
     from envs.adapter import GymMujocoAdapter
 
+    cameras = kw.pop("cameras", None)
+    if cameras is not None and tuple([cameras] if isinstance(cameras, str) else cameras) != ("front",):
+        raise SimjepaError(f"{env_id} renders a single view; cameras={tuple(cameras)!r} needs one of our envs "
+                           f"({', '.join(ENV_IDS)})")
+
     return GymMujocoAdapter.make(env_id, render_size=render_size, max_episode_steps=max_episode_steps, **kw)

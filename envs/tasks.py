@@ -17,7 +17,9 @@ yaw in [-1.6, 1.6] rad). Control runs at 10 Hz (25 physics steps of 4 ms).
 
 ## Observation space
 ``Dict(pixels=Box(0, 255, (S, S, 3), uint8), state=Box(-inf, inf, (D,), float32))``, pixels from the
-fixed ``front`` camera. ``state[:7]`` = TCP position (3, m, world), orientation (3, Euler xyz,
+fixed ``front`` camera. ``make_env(..., cameras=("front", "side"))`` renders more views: ``pixels`` is
+the first camera's frame and each further camera ``c`` adds ``pixels_c`` (e.g. ``pixels_side``, from
+the right-hand side of the table; two-view world models plan with both). ``state[:7]`` = TCP position (3, m, world), orientation (3, Euler xyz,
 rad), gripper closure (1, -1 open .. +1 closed, measured from the finger joints); the rest is task
 information listed per class.
 
@@ -27,11 +29,11 @@ them, as in Reacher-v5: a planner keeps acting); they are truncated by ``max_epi
 
 ## Info
 Every ``reset`` and ``step``: ``success`` (bool) and ``distance`` (float, m). ``reset`` also
-returns ``info["goal"] = {"pixels", "state"}``, rendered from the goal configuration with the same
-camera; the sim is restored afterwards.
+returns ``info["goal"] = {"pixels", "state"}`` (plus ``pixels_c`` for further cameras), rendered from
+the goal configuration with the same cameras; the sim is restored afterwards.
 
 ## Version history
-* v0: initial release.
+* v0: initial release. Later added, with the default rendering unchanged: the ``cameras`` option.
 """
 from __future__ import annotations
 

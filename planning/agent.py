@@ -18,6 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from envs.scene import pixels_key
+
 from .cem import shift_plan
 from .energy import normalize_reps
 from .errors import InvalidObservationError
@@ -74,10 +76,20 @@ def _check_state(state: Any, what: str, state_dim: int) -> np.ndarray:
     return arr[:state_dim]
 
 
-def _split(obs: Any, what: str) -> tuple[Any, Any]:
+def _split(obs: Any, what: str, cameras: tuple[str, ...] = ("front",)) -> tuple[list[np.ndarray], Any]:
+    """The checked frame of every camera the model plans with (``pixels``, then ``pixels_<name>``), and the state."""
     if not isinstance(obs, Mapping) or "pixels" not in obs:
         raise InvalidObservationError(f"{what} must be a dict with 'pixels' (and 'state'), got {type(obs).__name__}")
-    return obs["pixels"], obs.get("state")
+    frames = []
+    for i in range(len(cameras)):
+        key = pixels_key(cameras, i)
+        if key not in obs:
+            raise InvalidObservationError(
+                f"{what} lacks {key!r}: this world model plans with cameras {', '.join(cameras)}; make the env with "
+                f"make_env(env_id, cameras={tuple(cameras)!r})"
+            )
+        frames.append(_check_frame(obs[key], what if i == 0 else f"{what} {key}"))
+    return frames, obs.get("state")
 
 
 class Agent:
@@ -97,6 +109,7 @@ class Agent:
         advance_state: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.world_model = world_model
+        self.cameras: tuple[str, ...] = tuple(getattr(world_model, "cameras", None) or ("front",))
         self.config = config or PlannerConfig.from_flat(getattr(world_model, "planner", None))
         info = getattr(world_model, "info", {}) or {}
         pcfg = getattr(world_model.predictor, "config", None)
@@ -151,7 +164,7 @@ class Agent:
         """Start a new episode: forget history and the previous plan, reseed the search."""
         if action_scale is not None:
             self.set_action_scale(action_scale)
-        self._feats: list[torch.Tensor] = []  # each [N, D]
+        self._feats: list[torch.Tensor] = []  # each [V, N, D]: one frame per camera
         self._states: list[np.ndarray] = []
         self._actions: list[np.ndarray] = []
         self._queue: list[np.ndarray] = []
@@ -168,7 +181,11 @@ class Agent:
     # -- features ----------------------------------------------------------------------------------
     def encode(self, pixels: np.ndarray) -> torch.Tensor:
         """Layer-normed (if the predictor expects it) features of one frame: ``[N, D]`` fp32."""
-        z = self.world_model.encode(pixels[None])[0].float().to(self.device)  # [N, D]; encode resizes to image_size
+        return self.encode_views([pixels])[0]
+
+    def encode_views(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """Features of one frame per camera, in one encoder batch: ``[V, N, D]`` fp32."""
+        z = self.world_model.encode(np.stack(frames)).float().to(self.device)  # [V, N, D]; resized to image_size
         return normalize_reps(z) if self.config.normalize_inputs else z
 
     def goal_features(self, pixels: np.ndarray) -> torch.Tensor:
@@ -186,38 +203,37 @@ class Agent:
     # -- acting ------------------------------------------------------------------------------------
     def act(self, obs: Mapping[str, Any], goal: Mapping[str, Any]) -> np.ndarray:
         """Next action for ``obs`` towards ``goal`` (both env observation dicts)."""
-        pixels, state = _split(obs, "observation")
-        pixels = _check_frame(pixels, "observation")
+        frames, state = _split(obs, "observation", self.cameras)
         if state is None:
             raise InvalidObservationError("observation has no 'state'; pass the env's observation dict")
         state = _check_state(state, "observation", self.state_dim)
-        goal_pixels, goal_state = _split(goal, "goal")
-        goal_pixels = _check_frame(goal_pixels, "goal")
+        goal_frames, goal_state = _split(goal, "goal", self.cameras)
         goal_state = None if goal_state is None else _check_state(goal_state, "goal", self.state_dim)
 
         c = self.config.context_frames
-        self._feats = (self._feats + [self.encode(pixels)])[-c:]
+        self._feats = (self._feats + [self.encode_views(frames)])[-c:]
         self._states = (self._states + [state])[-c:]
         self._actions = self._actions[-(len(self._feats) - 1):] if len(self._feats) > 1 else []
         if not self._queue:
-            self._replan(goal_pixels, goal_state)
+            self._replan(goal_frames, goal_state)
         action = self._queue.pop(0)
         self._actions.append(action.copy())
         return action
 
-    def _replan(self, goal_pixels: np.ndarray, goal_state: np.ndarray | None) -> None:
+    def _replan(self, goal_frames: list[np.ndarray], goal_state: np.ndarray | None) -> None:
         if self.action_scale is None and self._advance_fn is not None and not self._warned:
             warnings.warn("Agent has no action_scale: imagined states are held at the observed state; "
                           "call agent.reset(action_scale=env.unwrapped.action_scale)", stacklevel=3)
             self._warned = True
-        context = Context(
-            torch.stack(self._feats),  # [C, N, D]
-            torch.from_numpy(np.stack(self._states)).float().to(self.device),  # [C, K]
-            torch.from_numpy(np.stack(self._actions[-(len(self._feats) - 1):])).float() if len(self._feats) > 1 else torch.zeros(0, self.action_dim),
-        )
+        states = torch.from_numpy(np.stack(self._states)).float().to(self.device)  # [C, K]
+        actions = (torch.from_numpy(np.stack(self._actions[-(len(self._feats) - 1):])).float() if len(self._feats) > 1
+                   else torch.zeros(0, self.action_dim))
+        feats = torch.stack(self._feats, dim=1)  # [V, C, N, D]
+        contexts = [Context(feats[v], states, actions) for v in range(len(self.cameras))]  # one per camera
         init = shift_plan(self._prev_plan) if (self.config.cem.warm_start and self._prev_plan is not None) else None
         goal_t = None if goal_state is None else torch.from_numpy(goal_state).float()
-        result = self.planner.plan(context, self.goal_features(goal_pixels), self.action_dim, goal_t, init, self.generator)
+        goals = [self.goal_features(g) for g in goal_frames]
+        result = self.planner.plan(contexts, goals, self.action_dim, goal_t, init, self.generator)
         steps = self.config.execute_steps
         self._prev_plan = torch.from_numpy(result.actions)
         if steps > 1:  # warm start from what remains after executing `steps` actions

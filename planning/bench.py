@@ -141,7 +141,7 @@ def load_model(name: str) -> tuple[Any, dict[str, Any]]:
 def describe(wm) -> dict[str, Any]:
     p = wm.predictor.config
     enc = getattr(getattr(wm, "encoder", None), "encoder", None)
-    out = {"image_size": wm.image_size, "grid": list(wm.grid), "token_pool": wm.token_pool,
+    out = {"image_size": wm.image_size, "grid": list(wm.grid), "token_pool": wm.token_pool, "cameras": list(wm.cameras),
            "predictor": {"width": p.width, "depth": p.depth, "heads": p.num_heads, "embed_dim": p.embed_dim}}
     if enc is not None:
         c = enc.config
@@ -163,10 +163,10 @@ def with_predictor(wm, name: str):
 class Scene:
     """One env observation and goal, reused for every planner timing."""
 
-    def __init__(self, env_id: str, render_size: int, seed: int = 0):
+    def __init__(self, env_id: str, render_size: int, seed: int = 0, cameras: tuple[str, ...] = ("front",)):
         import envs
 
-        env = envs.make_env(env_id, render_size=render_size)
+        env = envs.make_env(env_id, render_size=render_size, cameras=cameras)
         self.obs, info = env.reset(seed=seed)
         self.goal = info["goal"]
         self.action_scale = getattr(env.unwrapped, "action_scale", None)
@@ -375,7 +375,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     wm, model_info = load_model(cfg.model)
     model_info.update(describe(wm))
     out["model"] = model_info
-    scene = Scene(cfg.env_id, wm.image_size)
+    scene = Scene(cfg.env_id, wm.image_size, cameras=wm.cameras)
     settings = cfg.default_settings()
     reps = cfg.reps
 

@@ -15,13 +15,15 @@ from .video import compose_frame, write_video
 PICKPLACE = "simjepa/PickPlace-v0"
 
 
-def load_subgoals(env_id: str, seed: int, render_size: int) -> list[dict[str, np.ndarray]] | None:
-    """Expert-demo sub-goals (grasp, lift, place) for PickPlace; None for tasks planned in one go."""
+def load_subgoals(env_id: str, seed: int, render_size: int, cameras: tuple[str, ...] = ("front",)
+                  ) -> list[dict[str, np.ndarray]] | None:
+    """Expert-demo sub-goals (grasp, lift, place) for PickPlace, seen by ``cameras``; None for tasks
+    planned in one go."""
     if env_id != PICKPLACE:
         return None
     from envs.experts import demo_subgoals
 
-    return list(demo_subgoals(env_id, seed, render_size))
+    return list(demo_subgoals(env_id, seed, render_size, cameras))
 
 
 def episode_video_frames(metrics: dict[str, Any]) -> list[np.ndarray]:
@@ -69,11 +71,11 @@ def plan_episode(
         agent = Agent.from_pretrained(model, env_id=env_id, **(planner_overrides or {}))
     if render_size is None:
         render_size = int(agent.world_model.image_size)
-    env = make_env(env_id, render_size=render_size, max_episode_steps=max_steps)
+    env = make_env(env_id, render_size=render_size, max_episode_steps=max_steps, cameras=agent.cameras)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        goals = load_subgoals(env_id, seed, render_size) if subgoals else None
+        goals = load_subgoals(env_id, seed, render_size, agent.cameras) if subgoals else None
         limit = max_steps or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
         sub_steps = max(1, limit // len(goals)) if goals else None
         bar = None

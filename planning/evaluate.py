@@ -48,7 +48,10 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
                             settings["env_id"])
         settings["render_size"] = settings["render_size"] or int(agent.world_model.image_size)
     settings["render_size"] = settings["render_size"] or DEFAULT_RENDER_SIZE
-    env = make_env(settings["env_id"], render_size=settings["render_size"], max_episode_steps=settings["max_steps"])
+    cameras = agent.cameras if agent is not None else ("front",)  # a two-view model sees both views
+    settings["cameras"] = cameras
+    env = make_env(settings["env_id"], render_size=settings["render_size"], max_episode_steps=settings["max_steps"],
+                   cameras=cameras)
     policy = agent if agent is not None else make_policy(settings["policy"], env, settings["model"], settings["planner_overrides"])
     _WORKER.update(env=env, settings=settings, policy=policy)
 
@@ -68,7 +71,8 @@ def _episode(seed: int) -> dict[str, Any]:
     if "init_error" in _WORKER:
         raise _WORKER["init_error"]
     env, policy, st = _WORKER["env"], _WORKER["policy"], _WORKER["settings"]
-    goals = load_subgoals(st["env_id"], seed, st["render_size"]) if st["policy"] == "planner" and st["subgoals"] else None
+    goals = (load_subgoals(st["env_id"], seed, st["render_size"], st["cameras"])
+             if st["policy"] == "planner" and st["subgoals"] else None)
     limit = st["max_steps"] or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
     m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=max(1, limit // len(goals)) if goals else None)
     energies = [e for e in m["energy"] if e is not None]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from envs.atomic import atomic_path
-from .agent import Agent, _check_frame, _check_state
+from .agent import Agent, _check_state, _split
 from .imagine import Context
 
 
@@ -27,8 +27,10 @@ class Landscape:
 
 
 def energy_landscape(agent: Agent, obs: dict[str, Any], goal: dict[str, Any], n: int = 21, span: float = 1.0) -> Landscape:
-    """Score every ``(dx, dy)`` on an ``n x n`` grid (other dims and later steps 0) in one batch."""
-    pixels = _check_frame(obs["pixels"], "observation")
+    """Score every ``(dx, dy)`` on an ``n x n`` grid (other dims and later steps 0) in one batch
+    (per camera, averaged over the model's cameras like the planner's energy)."""
+    frames, _ = _split(obs, "observation", agent.cameras)
+    goal_frames, _ = _split(goal, "goal", agent.cameras)
     state = _check_state(obs["state"], "observation", agent.state_dim)
     goal_state = goal.get("state")
     goal_state = None if goal_state is None else torch.from_numpy(_check_state(goal_state, "goal", agent.state_dim)).float()
@@ -37,8 +39,10 @@ def energy_landscape(agent: Agent, obs: dict[str, Any], goal: dict[str, Any], n:
     actions = torch.zeros(n * n, agent.config.cem.horizon, agent.action_dim)  # [n*n, H, A]
     actions[:, 0, 0] = torch.from_numpy(gx.reshape(-1))
     actions[:, 0, 1] = torch.from_numpy(gy.reshape(-1))
-    ctx = Context(agent.encode(pixels)[None], torch.from_numpy(state).float()[None], torch.zeros(0, agent.action_dim))
-    e = agent.planner.score(ctx, agent.goal_features(_check_frame(goal["pixels"], "goal")), goal_state, actions)
+    feats = agent.encode_views(frames)  # [V, N, D]
+    contexts = [Context(f[None], torch.from_numpy(state).float()[None], torch.zeros(0, agent.action_dim)) for f in feats]
+    goals = [agent.goal_features(g) for g in goal_frames]
+    e = agent.planner.score_views(contexts, goals, goal_state, actions)
     return Landscape(ticks, ticks, e.reshape(n, n).numpy())
 
 

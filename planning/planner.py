@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -126,23 +127,36 @@ class LatentPlanner:
         goal_state = None if goal_state is None else goal_state.to(pred.device)
         return energy(pred, goal_feats.to(pred.device), cfg.energy, states, goal_state).cpu()
 
+    def score_views(self, contexts: Sequence[Context], goals: Sequence[torch.Tensor], goal_state: torch.Tensor | None,
+                    actions: torch.Tensor) -> torch.Tensor:
+        """Mean over cameras of each camera's energy of ``actions [S, H, A]`` -> ``[S]``."""
+        return sum(self.score(c, g, goal_state, actions) for c, g in zip(contexts, goals)) / len(contexts)
+
     def plan(
         self,
-        context: Context,
-        goal_feats: torch.Tensor,
+        context: Context | Sequence[Context],
+        goal_feats: torch.Tensor | Sequence[torch.Tensor],
         action_dim: int,
         goal_state: torch.Tensor | None = None,
         init_mean: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> PlanResult:
-        """Search a plan from ``context`` towards layer-normed ``goal_feats [N, D]``."""
+        """Search a plan from ``context`` towards layer-normed ``goal_feats [N, D]``.
+
+        Several cameras: one context and one goal per camera; a plan's energy is the mean over the
+        cameras of its energy in each (one predictor imagines every view).
+        """
+        contexts = [context] if isinstance(context, Context) else list(context)
+        goals = [goal_feats] if isinstance(goal_feats, torch.Tensor) else list(goal_feats)
+        if not contexts or len(contexts) != len(goals):
+            raise PlannerConfigError(f"plan needs one goal per context (camera), got {len(contexts)} and {len(goals)}")
         calls = 0
-        goal_feats = goal_feats.to(context.feats.device)  # once per plan, not per CEM iteration
+        goals = [g.to(c.feats.device) for g, c in zip(goals, contexts)]  # once per plan, not per CEM iteration
 
         def score(actions: torch.Tensor) -> torch.Tensor:
             nonlocal calls
-            calls += actions.shape[1]  # imagine() makes one batched predictor call per horizon step
-            return self.score(context, goal_feats, goal_state, actions)
+            calls += actions.shape[1] * len(contexts)  # imagine() makes one batched predictor call per horizon step
+            return self.score_views(contexts, goals, goal_state, actions)
 
         res = cem(score, action_dim, self.config.cem, init_mean=init_mean, generator=generator)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)

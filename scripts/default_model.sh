@@ -5,6 +5,9 @@
 # SIZE / TOKEN_POOL change the frame size and token pooling (the 128 px / pool 2 variant in README:
 # SIZE=128 TOKEN_POOL=2 WORK=runs/default128 DATA=data/default128 FEATS=feats/default128 SHIP=0).
 # SHIP=0 stops before installing the result as the shipped default model.
+# CAMERAS="front side" also records every episode from the side camera (DATA/<task>-side, same seeds, so
+# the same episodes), encodes it and trains the one predictor on both views: a two-view world model.
+# The encoder is pretrained on the front views only, as in the one-view recipe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -14,26 +17,37 @@ FEATS=${FEATS:-feats/default}
 SIZE=${SIZE:-64}
 TOKEN_POOL=${TOKEN_POOL:-1}
 SHIP=${SHIP:-1}
+CAMERAS=${CAMERAS:-front}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 TASKS="reach:Reach:200 push:Push:300 pickplace:PickPlace:300"
 
-for spec in $TASKS; do
-  IFS=: read -r dir task n <<<"$spec"
-  "$BIN/simjepa" collect --env "simjepa/$task-v0" --episodes "$n" --out "$DATA/$dir" --policy mixed \
-    --render-size "$SIZE" --seed-start 200000 --quiet
+# dataset / cache directory of a task seen by a camera: the front view keeps the plain name
+view_dir() { if [ "$2" = front ]; then echo "$1"; else echo "$1-$2"; fi; }
+
+for cam in $CAMERAS; do
+  for spec in $TASKS; do
+    IFS=: read -r dir task n <<<"$spec"
+    "$BIN/simjepa" collect --env "simjepa/$task-v0" --episodes "$n" --out "$DATA/$(view_dir "$dir" "$cam")" \
+      --policy mixed --render-size "$SIZE" --seed-start 200000 --camera "$cam" --quiet
+  done
 done
 
 "$BIN/simjepa" pretrain-encoder --data "$DATA/reach" --data "$DATA/push" --data "$DATA/pickplace" \
   --config vit_tiny --depth 6 --image-size "$SIZE" --patch-size 8 --steps 1200 --batch-size 32 --lr 5e-4 \
   --warmup 60 --threads 1 --quiet --out "$WORK/encoder.pt"
 
-for spec in $TASKS; do
-  IFS=: read -r dir task n <<<"$spec"
-  "$BIN/simjepa" encode --data "$DATA/$dir" --encoder "$WORK/encoder.pt" --token-pool "$TOKEN_POOL" \
-    --out "$FEATS/$dir" --threads 1 --quiet
+FEATURES=()
+for cam in $CAMERAS; do
+  for spec in $TASKS; do
+    IFS=: read -r dir task n <<<"$spec"
+    d=$(view_dir "$dir" "$cam")
+    "$BIN/simjepa" encode --data "$DATA/$d" --encoder "$WORK/encoder.pt" --token-pool "$TOKEN_POOL" \
+      --out "$FEATS/$d" --threads 1 --quiet
+    FEATURES+=(--features "$FEATS/$d")
+  done
 done
 
-"$BIN/simjepa" train --features "$FEATS/reach" --features "$FEATS/push" --features "$FEATS/pickplace" \
+"$BIN/simjepa" train "${FEATURES[@]}" \
   --out "$WORK/model" --config mini --steps 2000 --batch-size 32 --ckpt-every 200 --quiet
 
 [ "$SHIP" = 1 ] || { echo "trained $WORK/model (not shipped: SHIP=$SHIP)"; exit 0; }

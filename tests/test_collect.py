@@ -25,7 +25,7 @@ def test_collect_writes_a_readable_dataset(tmp_path):
     assert res.exit_code == 0, res.output
     m = read_manifest(tmp_path / "d")
     assert m == {"version": 1, "env_id": "simjepa/Push-v0", "render_size": 64, "episodes": 2, "action_dim": 7,
-                 "state_dim": 16, "policy": "mixed", "seed_start": 0, "max_episode_steps": 6}
+                 "state_dim": 16, "policy": "mixed", "seed_start": 0, "max_episode_steps": 6, "camera": "front"}
     assert complete_episode_indices(tmp_path / "d") == [0, 1]
     ep = load_episode(tmp_path / "d", 1)
     assert ep.frames.shape == (7, 64, 64, 3) and ep.frames.dtype == np.uint8
@@ -52,6 +52,37 @@ def test_two_workers_match_one(tmp_path):
     assert _collect(tmp_path / "two", "--workers", "2", episodes=2).exit_code == 0
     for i in range(2):
         assert open(episode_path(tmp_path / "one", i), "rb").read() == open(episode_path(tmp_path / "two", i), "rb").read()
+
+
+def test_side_camera_records_the_same_episodes_from_another_view(tmp_path):
+    """A two-view world model trains on both views of the same episodes: only the frames may differ."""
+    assert _collect(tmp_path / "front", env="simjepa/Push-v0").exit_code == 0
+    res = _collect(tmp_path / "side", "--camera", "side", env="simjepa/Push-v0")
+    assert res.exit_code == 0, res.output
+    assert read_manifest(tmp_path / "side")["camera"] == "side"
+    for i in range(2):
+        f, s = load_episode(tmp_path / "front", i), load_episode(tmp_path / "side", i)
+        np.testing.assert_array_equal(f.actions, s.actions)
+        np.testing.assert_array_equal(f.states, s.states)
+        assert (f.frames != s.frames).mean() > 0.5
+    from simjepa_cli import main
+
+    with pytest.raises(SystemExit) as exc:  # resuming as the other camera is refused
+        main(["collect", "--env", "simjepa/Push-v0", "--episodes", "2", "--out", str(tmp_path / "side"),
+              "--render-size", "64", "--max-steps", "6", "--quiet"])
+    assert exc.value.code == 2
+
+
+def test_side_camera_needs_one_of_our_envs(tmp_path, capsys):
+    from simjepa_cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["collect", "--env", "Reacher-v5", "--episodes", "1", "--out", str(tmp_path / "r"), "--camera", "side",
+              "--policy", "random", "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--camera side needs one of our envs" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
 @pytest.mark.parametrize("change", [["--render-size", "128"], ["--policy", "random"], ["--seed-start", "5"]])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,9 @@ FINAL_NAME = "final.pt"
 class WorldModel:
     """Frozen encoder + predictor + metadata. ``encoder`` is a :class:`FrozenEncoder` (None when the
     file was loaded without it); ``grid`` is the token grid (h, w) of one frame at ``image_size``,
-    after averaging ``token_pool x token_pool`` patch tokens (1: the patch grid itself)."""
+    after averaging ``token_pool x token_pool`` patch tokens (1: the patch grid itself). ``cameras``: the
+    env views it plans with (``obs["pixels"]`` for the first, ``obs["pixels_<name>"]`` for the others);
+    the planning energy is the mean over views."""
 
     encoder: Any
     predictor: ACPredictor
@@ -35,6 +37,7 @@ class WorldModel:
     planner: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     token_pool: int = 1
+    cameras: tuple[str, ...] = ("front",)
 
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 frames ``[B, H, W, 3]`` -> raw encoder features ``[B, N, D]`` float32 (not layer-normed)."""
@@ -68,12 +71,14 @@ def save_world_model(
     planner: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
     token_pool: int = 1,
+    cameras: Sequence[str] = ("front",),
 ) -> None:
     """Write one world-model file; ``encoder`` comes from :func:`encoder_entry`."""
     save_model(
         path, "world_model", asdict(predictor.config), predictor,
         encoder=dict(encoder), image_size=int(image_size), grid=[int(grid[0]), int(grid[1])],
-        token_pool=int(token_pool), planner=dict(planner or {}), info=dict(info or {}),
+        token_pool=int(token_pool), cameras=[str(c) for c in cameras], planner=dict(planner or {}),
+        info=dict(info or {}),
     )
 
 
@@ -137,8 +142,9 @@ def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = 
         )
     if encoder is not None and tuple(encoder.grid) != grid:
         warnings.warn(f"{what}: encoder grid {encoder.grid} differs from the stored grid {grid}")
+    cameras = tuple(str(c) for c in obj.get("cameras") or ("front",))  # older files: the front view only
     return WorldModel(encoder, predictor, image_size, grid, dict(obj.get("planner") or {}), dict(obj.get("info") or {}),
-                      token_pool)
+                      token_pool, cameras)
 
 
 def with_planner_defaults(

@@ -9,7 +9,7 @@ encoder is refused.
 
 Layout of ``OUT/``::
 
-    manifest.json                  format, encoder identity, image_size, grid, token_pool, dim, source, episodes
+    manifest.json                  format, encoder identity, image_size, grid, token_pool, dim, source (with camera), episodes
     episode_000000.feats.npy       float16 [T+1, N, D]
     episode_000000.npz             actions f32 [T, A], states f32 [T+1, S], proprio f32 [T+1, 7],
                                    success bool [T+1], distance f32 [T+1] (copied from the source)
@@ -140,6 +140,11 @@ class FeatureCache:
     @property
     def image_size(self) -> tuple[int, int]:
         return tuple(self.manifest["image_size"])  # type: ignore[return-value]
+
+    @property
+    def camera(self) -> str:
+        """The env camera the source frames came from (``front`` in caches from before cameras)."""
+        return str((self.manifest.get("source") or {}).get("camera", "front"))
 
     @property
     def dim(self) -> int:
@@ -333,6 +338,7 @@ def build_feature_cache(
             "path": str(data.resolve()),
             "env_id": source_manifest.get("env_id"),
             "render_size": source_manifest.get("render_size"),
+            "camera": source_manifest.get("camera", "front"),  # datasets from before cameras: front
         },
         "action_dim": source_manifest.get("action_dim"),
         "state_dim": source_manifest.get("state_dim"),

@@ -598,7 +598,16 @@ def _save_final(out: Path, model: ACPredictor, source: EpisodeSource, encoder: M
     if source.manifest.get("action_scale") is not None:
         meta["action_scale"] = list(source.manifest["action_scale"])
     save_world_model(out / FINAL_NAME, model.cpu(), entry, image_size, grid, {}, meta,
-                     token_pool=int(source.manifest.get("token_pool", 1)))
+                     token_pool=int(source.manifest.get("token_pool", 1)), cameras=source_cameras(source.manifest))
+
+
+def source_cameras(manifest: Mapping[str, Any]) -> list[str]:
+    """The env cameras a training source's frames came from, in the order the sources were given.
+
+    One predictor learns every view (each window is one camera's frames); the world model plans
+    with all of them, summing the goal energy over views.
+    """
+    return list(manifest.get("cameras") or [(manifest.get("source") or {}).get("camera", "front")])
 
 
 def _try_load_encoder(identity: Mapping[str, Any]) -> torch.nn.Module | None:
@@ -653,7 +662,9 @@ class MultiSource:
         self._index = [(src, i) for src in sources for i in src.episodes]
         env_ids = [(s.manifest.get("source") or {}).get("env_id") or s.manifest.get("env_id") for s in sources]
         paths = [str(getattr(s, "root", None) or s.manifest.get("path")) for s in sources]
-        self.manifest = {**first, "env_ids": [e for e in env_ids if e], "paths": paths}
+        cameras = list(dict.fromkeys(c for s in sources for c in source_cameras(s.manifest)))
+        self.manifest = {**first, "env_ids": list(dict.fromkeys(e for e in env_ids if e)), "paths": paths,
+                         "cameras": cameras}
 
     def __len__(self) -> int:
         return len(self._index)
