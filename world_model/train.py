@@ -605,7 +605,7 @@ def source_cameras(manifest: Mapping[str, Any]) -> list[str]:
     """The env cameras a training source's frames came from, in the order the sources were given.
 
     One predictor learns every view (each window is one camera's frames); the world model plans
-    with all of them, summing the goal energy over views.
+    with all of them, averaging the goal energy over views.
     """
     return list(manifest.get("cameras") or [(manifest.get("source") or {}).get("camera", "front")])
 
