@@ -229,9 +229,12 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
 @click.option("--encoder", "encoder_name", default=None,
               help="Encoder the cache must come from (refused otherwise); embedded in final.pt when small [default: the cache's].")
 @click.option("--stop-after", type=click.IntRange(min=1), default=None, help="Checkpoint and exit after this step (time-sliced jobs).")
+@click.option("--init", "init", default=None,
+              help="Start from this world model's predictor ('default', a file or run dir; same --config and encoder): "
+                   "fine-tuning, e.g. on a second camera's caches.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, val_fraction, seed,
-              ckpt_every, workers, encoder_name, stop_after, quiet) -> None:
+              ckpt_every, workers, encoder_name, stop_after, init, quiet) -> None:
     """Train the action-conditioned predictor on a feature cache (teacher forcing + rollout loss).
 
     Writes OUT/final.pt (world model: predictor + encoder reference, so `--model OUT` works),
@@ -245,12 +248,13 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
       simjepa train --features feats/reach --out models/reach-l2 --loss l2 --steps 5000
       simjepa train --features feats/reach --out models/tiny --config tiny --steps 200 --batch-size 8
       simjepa train --features feats/reach --features feats/push --out models/multi
+      simjepa train --features feats/reach --features feats/reach-side --out models/2view --init default --config mini
       torchrun --nproc-per-node 2 -m world_model.train --features feats/reach --out models/reach-ddp
     """
     from world_model.train import TrainConfig, open_features, train
 
     cfg = TrainConfig(out=out, config=config_name, loss=loss, steps=steps, batch_size=batch_size, lr=lr, context=context,
-                      rollout=rollout, val_rollout=val_rollout, val_fraction=val_fraction, seed=seed,
+                      rollout=rollout, val_rollout=val_rollout, val_fraction=val_fraction, seed=seed, init=init,
                       ckpt_every=ckpt_every, workers=workers, stop_after=stop_after, progress=not quiet)
     encoder = None
     if encoder_name is not None:

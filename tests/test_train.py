@@ -219,3 +219,30 @@ def test_cli_end_to_end_bundle_and_errors(tmp_path, capsys):
     # a cache from another encoder than the one asked for
     code, err = _cli(args[:4] + [str(tmp_path / "m2"), "--encoder", "vit_small"] + args[5:], capsys)
     assert code == 2 and "not by the given encoder" in err
+
+
+def test_init_starts_from_another_models_predictor(tmp_path, capsys):
+    """--init: fine-tuning starts from the given world model's weights (same shape and encoder)."""
+    enc = load_encoder("vit_tiny", image_size=32)
+    cache = write_cache(tmp_path / "feats", synthetic_episodes(n_eps=3, steps=9, dim=192), encoder_identity(enc), (2, 2))
+    base = ["train", "--features", str(cache), "--config", "tiny", "--batch-size", "4", "--val-fraction", "0.34",
+            "--workers", "0", "--quiet"]
+    assert _cli(base + ["--out", str(tmp_path / "a"), "--steps", "3"], capsys)[0] == 0
+    code, err = _cli(base + ["--out", str(tmp_path / "b"), "--steps", "1", "--lr", "1e-12", "--init", str(tmp_path / "a")],
+                     capsys)
+    assert code == 0, err
+    a, b = load_world_model(tmp_path / "a").predictor.state_dict(), load_world_model(tmp_path / "b").predictor.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    fresh = load_world_model(tmp_path / "a").predictor.state_dict()
+    code, err = _cli(base + ["--out", str(tmp_path / "c"), "--steps", "1", "--lr", "1e-12"], capsys)
+    c = load_world_model(tmp_path / "c").predictor.state_dict()
+    assert not all(torch.allclose(fresh[k], c[k], atol=1e-6) for k in fresh)  # without --init: a new init
+    # another predictor shape, or a model trained on another encoder's features: one-line errors
+    code, err = _cli(base[:-9] + ["--config", "mini"] + base[-7:] + ["--out", str(tmp_path / "d"), "--steps", "1",
+                                                                     "--init", str(tmp_path / "a")], capsys)
+    assert code == 2 and "another shape" in err
+    other = write_cache(tmp_path / "feats2", synthetic_episodes(n_eps=3, steps=9, dim=192),
+                        {**encoder_identity(enc), "weights_hash": "0" * 16}, (2, 2))
+    code, err = _cli(["train", "--features", str(other)] + base[3:] + ["--out", str(tmp_path / "e"), "--steps", "1",
+                                                                       "--init", str(tmp_path / "a")], capsys)
+    assert code == 2 and "same encoder" in err

@@ -104,6 +104,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_windows: int = 256
     seed: int = 0
+    init: str | None = None  # world model whose predictor weights start the run (fine-tuning)
     ckpt_every: int = 500
     log_every: int = 10
     workers: int = 2
@@ -422,6 +423,24 @@ def load_state(path: Path, cfg: TrainConfig, model: ACPredictor, opt: torch.opti
     return int(state["step"]), int(state["skipped"])
 
 
+def init_weights_from(model: ACPredictor, init: str, encoder: Mapping[str, Any]) -> None:
+    """Start from the predictor of world model ``init`` (a file, run dir or ``default``): fine-tuning,
+    e.g. teaching a trained one-view model a second camera. Its shape and encoder must match the run's;
+    the optimizer and learning-rate schedule start fresh."""
+    from .bundle import load_predictor
+
+    predictor, encoder_hash = load_predictor(init)
+    if encoder_hash != encoder["weights_hash"]:
+        raise TrainError(
+            f"--init {init} was trained on features of encoder {encoder_hash}, this cache was made by "
+            f"{encoder['name']!r} ({encoder['weights_hash']}); fine-tune on caches of the same encoder"
+        )
+    if asdict(predictor.config) != asdict(model.config):
+        raise TrainError(f"--init {init} holds a predictor of another shape than --config and this cache give "
+                         f"({predictor.config.width} wide x {predictor.config.depth}); pass the same --config")
+    load_weights(model, predictor.state_dict(), f"--init {init}")
+
+
 # --- the loop --------------------------------------------------------------------------------------
 def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None,
           encoder_module: torch.nn.Module | None = None) -> dict[str, Any]:
@@ -466,6 +485,9 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
     ckpt = out / CHECKPOINT_NAME
     if ckpt.is_file():
         step, skipped = load_state(ckpt, cfg, model, opt, encoder)
+        model.to(d.device)
+    elif cfg.init is not None:
+        init_weights_from(model, cfg.init, encoder)
         model.to(d.device)
     elif d.world > 1:
         for p in model.parameters():
