@@ -408,7 +408,7 @@ def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start,
 
     Deterministic: episode i always comes from seed S+i, so re-running the same command after an
     interruption skips finished episodes and completes the rest. An --out holding a dataset from
-    other options (env, render size, policy, seeds, steps) is refused.
+    other options (env, render size, policy, seeds, steps, camera) is refused.
 
     \b
     Examples:
