@@ -128,15 +128,9 @@ _WORKER: dict = {}
 
 
 def _make_env(env_id: str, render_size: int, max_steps: int | None, camera: str):
-    """The env rendering ``camera``; only our own envs have more than their one default view."""
+    """The env rendering ``camera`` (adapted Gymnasium envs have only their one view: a one-line error)."""
     from envs import make_env
-    from envs.registration import ENV_IDS
 
-    if camera == "front":
-        return make_env(env_id, render_size=render_size, max_episode_steps=max_steps)
-    if env_id not in ENV_IDS:
-        raise SimjepaError(f"--camera {camera} needs one of our envs ({', '.join(ENV_IDS)}); "
-                           f"{env_id} renders its own single view: leave --camera out")
     return make_env(env_id, render_size=render_size, max_episode_steps=max_steps, cameras=(camera,))
 
 
