@@ -22,6 +22,12 @@ def _reset_policy(agent: Any, env: Any, seed: int) -> None:
             agent.reset()
 
 
+def view_panel(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """The frame a video shows for ``obs``: ``pixels``, with any further camera (``pixels_<name>``) below it."""
+    extra = sorted(k for k in obs if k.startswith("pixels_"))
+    return np.concatenate([obs["pixels"], *(obs[k] for k in extra)], axis=0) if extra else obs["pixels"]
+
+
 def rollout(
     env: Any,
     agent: Any,
@@ -42,7 +48,8 @@ def rollout(
     goal. Returns ``success`` (reached at any step; the episode stops there when ``stop_on_success``),
     ``final_distance``, ``steps``, ``seconds_per_action`` (mean wall time of ``act``), per-step
     ``energy`` (None for policies without one), ``distance`` and ``subgoal`` lists; with ``record``
-    also ``frames``: a list of ``(observation pixels, goal pixels)`` including the initial frame.
+    also ``frames``: a list of ``(observation pixels, goal pixels)`` including the initial frame (with
+    several cameras, each a :func:`view_panel` of the views stacked top to bottom).
     """
     if subgoals is not None and len(subgoals) == 0:
         raise PlannerConfigError("subgoals is an empty list; pass None to plan towards the env's goal")
@@ -58,7 +65,7 @@ def rollout(
     distances: list[float] = []
     subgoal_idx: list[int] = []
     act_seconds: list[float] = []
-    frames = [(obs["pixels"], goals[current]["pixels"])] if record else None
+    frames = [(view_panel(obs), view_panel(goals[current]))] if record else None
     step = 0
     while not (success and stop_on_success) and (max_steps is None or step < max_steps):
         t0 = time.perf_counter()
@@ -74,7 +81,7 @@ def rollout(
         distances.append(distance)
         subgoal_idx.append(current)
         if frames is not None:
-            frames.append((obs["pixels"], goals[current]["pixels"]))
+            frames.append((view_panel(obs), view_panel(goals[current])))
         if on_step is not None:
             on_step({"step": step, "energy": energies[-1], "distance": distance, "success": success, "subgoal": current})
         if current + 1 < len(goals):

@@ -47,7 +47,7 @@ def draw_text(img: np.ndarray, text: str, x: int, y: int, color: tuple[int, int,
 
 
 def _upscale(frame: np.ndarray, size: int) -> np.ndarray:
-    k = max(1, -(-size // frame.shape[0]))
+    k = max(1, -(-size // min(frame.shape[:2])))  # the short side reaches size (two views stack into a tall panel)
     return np.repeat(np.repeat(frame, k, axis=0), k, axis=1) if k > 1 else frame
 
 

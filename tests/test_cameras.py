@@ -93,6 +93,13 @@ def test_two_view_world_model_from_collect_to_evaluate(tmp_path, capsys):
     action = agent.act(obs, info["goal"])
     assert action.shape == (7,) and agent.last_plan.predictor_calls == 2 * 2 * 2  # views x iterations x horizon
     from planning.landscape import energy_landscape
+    from planning.rollout import rollout
+    from planning.video import compose_frame
+
+    frames = rollout(env, agent, 0, max_steps=1, record=True)["frames"]
+    assert frames[0][0].shape == frames[1][1].shape == (64, 32, 3)  # videos show front above side
+    np.testing.assert_array_equal(frames[0][0][32:], env.reset(seed=0)[0]["pixels_side"])
+    assert compose_frame(*frames[1], ["step 1"]).shape[1] >= 256
 
     land = energy_landscape(agent, obs, info["goal"], n=3)  # scored with both views, like the planner
     assert land.energy.shape == (3, 3) and np.isfinite(land.energy).all()
