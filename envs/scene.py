@@ -30,7 +30,7 @@ CAMERA_FOVY = 52.0
 # high with one nearer and lower along its line of sight (the Reach failures in README); the side view
 # sees that axis across the image. Measured on Reach tuning seeds 500-539 with the shipped encoder:
 # the lowest-energy of 24 random arm poses plus one 3 cm from the goal lies over 5 cm from the goal
-# on 13/40 seeds with the front view alone and on 0/40 with the two views' energies summed.
+# on 13/40 seeds with the front view alone and on 0/40 with the two views' energies averaged.
 SIDE_CAMERA_POS = np.array([0.9, 0.4, 0.6])
 SIDE_CAMERA_TARGET = np.array([0.0, 0.0, 0.15])
 CAMERAS = ("front", "side")  # names accepted by the envs' ``cameras`` option

@@ -19,9 +19,9 @@ yaw in [-1.6, 1.6] rad). Control runs at 10 Hz (25 physics steps of 4 ms).
 ``Dict(pixels=Box(0, 255, (S, S, 3), uint8), state=Box(-inf, inf, (D,), float32))``, pixels from the
 fixed ``front`` camera. ``make_env(..., cameras=("front", "side"))`` renders more views: ``pixels`` is
 the first camera's frame and each further camera ``c`` adds ``pixels_c`` (e.g. ``pixels_side``, from
-the right-hand side of the table; two-view world models plan with both). ``state[:7]`` = TCP position (3, m, world), orientation (3, Euler xyz,
-rad), gripper closure (1, -1 open .. +1 closed, measured from the finger joints); the rest is task
-information listed per class.
+the right-hand side of the table; two-view world models plan with both). ``state[:7]`` = TCP
+position (3, m, world), orientation (3, Euler xyz, rad), gripper closure (1, -1 open .. +1 closed,
+measured from the finger joints); the rest is task information listed per class.
 
 ## Reward, episode end
 Reward is ``-distance`` (the planner ignores it). Episodes never terminate (success does not end

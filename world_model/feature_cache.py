@@ -142,11 +142,6 @@ class FeatureCache:
         return tuple(self.manifest["image_size"])  # type: ignore[return-value]
 
     @property
-    def camera(self) -> str:
-        """The env camera the source frames came from (``front`` in caches from before cameras)."""
-        return str((self.manifest.get("source") or {}).get("camera", "front"))
-
-    @property
     def dim(self) -> int:
         return int(self.manifest["dim"])
 
