@@ -75,6 +75,27 @@ def test_wide_features_use_the_dual_path_and_alpha_matters():
     assert len(set(np.round(list(probe.val_r2.values()), 6))) > 1
 
 
+def test_blockwise_fit_equals_the_closed_form(monkeypatch):
+    """Gram and standardisation summed a few rows at a time (as for the 128 px probe) give the textbook
+    ridge solution on float32 features, on both the primal and the dual path."""
+    import world_model.probe as probe_mod
+
+    monkeypatch.setattr(probe_mod, "_CHUNK_ROWS", 7)
+    rng = np.random.default_rng(4)
+    for n, f in ((60, 12), (15, 40)):  # primal (N > F), dual (N <= F)
+        x = rng.normal(size=(n, f)).astype(np.float32) * 3 + 1
+        y = rng.normal(size=(n, 2))
+        mean, scale = probe_mod._standardise(x)
+        np.testing.assert_allclose(mean, x.astype(np.float64).mean(0), rtol=1e-10)
+        np.testing.assert_allclose(scale, x.astype(np.float64).std(0), rtol=1e-10)
+        z = (x.astype(np.float64) - mean) / scale
+        yc = y - y.mean(0)
+        w = probe_mod._ridge_solutions(x, yc, mean, scale, [10.0])[10.0]
+        np.testing.assert_allclose(w, np.linalg.solve(z.T @ z + 10.0 * np.eye(f), z.T @ yc), rtol=1e-6, atol=1e-9)
+        ridge = probe_mod.RidgeProbe(mean, scale, w, y.mean(0), 10.0)
+        np.testing.assert_allclose(ridge.predict(x), z @ w + y.mean(0), rtol=1e-10, atol=1e-12)
+
+
 def test_r2_is_variance_weighted_and_ignores_constant_axes():
     y = np.stack([np.linspace(0, 1, 20), np.full(20, 0.025)], axis=1)  # second axis never varies
     y_hat = y.copy()

@@ -68,53 +68,87 @@ class RidgeProbe:
     val_r2: dict[float, float] = field(default_factory=dict)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return ((np.asarray(x, np.float64) - self.mean) / self.scale) @ self.weight + self.bias
+        return np.concatenate([_standardised(c, self.mean, self.scale) @ self.weight + self.bias
+                               for c in _row_chunks(x)]) if len(x) else np.zeros((0, len(self.bias)))
 
 
-def _ridge_solutions(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> dict[float, np.ndarray]:
-    """Ridge weights for every alpha from one eigendecomposition of centred, standardised ``x [N, F]``.
+# Rows per float64 block. The probe never holds a float64 copy of all features at once: the 8 x 8 grid
+# at 128 px over 1000 episodes is 12,480 features x 36k training frames, 3.6 GB even in float64 once.
+_CHUNK_ROWS = 2048
 
-    Uses the smaller Gram matrix: ``x^T x`` (``F x F``) when N > F, else the kernel ``x x^T`` (``N x N``),
-    whose eigenvectors give the same solution (``w = x^T (x x^T + a)^-1 y``). A symmetric
-    eigendecomposition is much faster than an SVD of ``x``: the 8 x 8 grid probe at 128 px (12,480
-    features, 11k frames) fitted in 9-17 min here, where the SVD had not finished after 30 min.
-    """
-    if x.shape[0] > x.shape[1]:
-        s2, v = np.linalg.eigh(x.T @ x)  # [F], [F, F]
-        vty = v.T @ (x.T @ y)  # [F, K]
-        return {a: v @ (vty / (s2.clip(min=0.0) + a)[:, None]) for a in alphas}
-    s2, u = np.linalg.eigh(x @ x.T)  # [N], [N, N]
-    uty = u.T @ y  # [N, K]
-    return {a: x.T @ (u @ (uty / (s2.clip(min=0.0) + a)[:, None])) for a in alphas}
+
+def _row_chunks(x: np.ndarray) -> list[np.ndarray]:
+    return [x[i:i + _CHUNK_ROWS] for i in range(0, len(x), _CHUNK_ROWS)]
+
+
+def _standardised(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return (np.asarray(x, np.float64) - mean) / scale
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(0)
-    scale = x.std(0)
+    """Per-feature mean and std of ``x [N, F]`` in float64, a block of rows at a time."""
+    mean = np.zeros(x.shape[1])
+    for c in _row_chunks(x):
+        mean += np.asarray(c, np.float64).sum(0)
+    mean /= len(x)
+    var = np.zeros(x.shape[1])
+    for c in _row_chunks(x):
+        var += ((np.asarray(c, np.float64) - mean) ** 2).sum(0)
+    scale = np.sqrt(var / len(x))
     scale[scale < 1e-8] = 1.0
     return mean, scale
+
+
+def _ridge_solutions(x: np.ndarray, y: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                     alphas: Sequence[float]) -> dict[float, np.ndarray]:
+    """Ridge weights for every alpha from one eigendecomposition, on ``x [N, F]`` standardised by
+    ``mean``/``scale`` and centred targets ``y [N, K]``.
+
+    Uses the smaller Gram matrix: ``z^T z`` (``F x F``, accumulated a block of rows at a time) when
+    N > F, else the kernel ``z z^T`` (``N x N``), whose eigenvectors give the same solution
+    (``w = z^T (z z^T + a)^-1 y``). A symmetric eigendecomposition is much faster than an SVD: the
+    8 x 8 grid probe at 128 px (12,480 features, 11k frames) fitted in 9-17 min here, where the SVD
+    had not finished after 30 min.
+    """
+    if x.shape[0] > x.shape[1]:
+        gram = np.zeros((x.shape[1], x.shape[1]))  # [F, F]
+        zty = np.zeros((x.shape[1], y.shape[1]))  # [F, K]
+        for c, yc in zip(_row_chunks(x), _row_chunks(y)):
+            z = _standardised(c, mean, scale)
+            gram += z.T @ z
+            zty += z.T @ yc
+        s2, v = np.linalg.eigh(gram)  # [F], [F, F]
+        vty = v.T @ zty  # [F, K]
+        return {a: v @ (vty / (s2.clip(min=0.0) + a)[:, None]) for a in alphas}
+    z = _standardised(x, mean, scale)  # N <= F: this copy is no bigger than the kernel's inputs
+    s2, u = np.linalg.eigh(z @ z.T)  # [N], [N, N]
+    uty = u.T @ y  # [N, K]
+    return {a: z.T @ (u @ (uty / (s2.clip(min=0.0) + a)[:, None])) for a in alphas}
 
 
 def fit_ridge(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
 ) -> RidgeProbe:
-    """Choose alpha by validation R^2, then refit on train + val with that alpha."""
-    x_train, y_train = np.asarray(x_train, np.float64), np.asarray(y_train, np.float64)
-    x_val, y_val = np.asarray(x_val, np.float64), np.asarray(y_val, np.float64)
+    """Choose alpha by validation R^2, then refit on train + val with that alpha.
+
+    Features may be float32 (as encoded); every sum runs in float64.
+    """
+    x_train, x_val = np.asarray(x_train), np.asarray(x_val)
+    y_train, y_val = np.asarray(y_train, np.float64), np.asarray(y_val, np.float64)
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
         raise ProbeError(f"features and targets differ in length ({len(x_train)}/{len(y_train)}, {len(x_val)}/{len(y_val)})")
     if len(x_train) < 2 or len(x_val) < 1:
         raise ProbeError("the probe needs at least 2 training and 1 validation samples; use more --episodes")
     mean, scale = _standardise(x_train)
     y_mean = y_train.mean(0)
-    sols = _ridge_solutions((x_train - mean) / scale, y_train - y_mean, alphas)
-    val_r2 = {a: r2_score(y_val, ((x_val - mean) / scale) @ w + y_mean) for a, w in sols.items()}
+    sols = _ridge_solutions(x_train, y_train - y_mean, mean, scale, alphas)
+    val_r2 = {a: r2_score(y_val, RidgeProbe(mean, scale, w, y_mean, a).predict(x_val)) for a, w in sols.items()}
     best = max(alphas, key=lambda a: -math.inf if math.isnan(val_r2[a]) else val_r2[a])
     x_all, y_all = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
     mean, scale = _standardise(x_all)
     y_mean = y_all.mean(0)
-    weight = _ridge_solutions((x_all - mean) / scale, y_all - y_mean, [best])[best]
+    weight = _ridge_solutions(x_all, y_all - y_mean, mean, scale, [best])[best]
     return RidgeProbe(mean=mean, scale=scale, weight=weight, bias=y_mean, alpha=best, val_r2=val_r2)
 
 
@@ -285,24 +319,25 @@ def run_probe(
         episodes = collect_probe_episodes(settings.env, settings.episodes, settings.seed_start,
                                           settings.render_size, settings.policy, progress)
     kept = [e for e in episodes if in_scene(e)]
-    dropped = len(episodes) - len(kept)
+    dropped, used = len(episodes) - len(kept), len(kept)
     episodes = kept
-    split_episodes(len(episodes), settings.split)  # fail before encoding if too few
+    split_episodes(used, settings.split)  # fail before encoding if too few
     t1 = time.perf_counter()
     feats = [encode_frames(encoder, e.frames, image_size, settings.pool) for e in episodes]
+    ee_pos, obj_pos = [e.ee for e in episodes], [e.obj for e in episodes]
+    del episodes, kept  # the frames (3 GB for 1000 episodes at 128 px) are not needed for the fit
     t2 = time.perf_counter()
-    ee = probe_features(feats, [e.ee for e in episodes], settings.split, settings.alphas)
-    has_obj = all(e.obj is not None for e in episodes)
+    ee = probe_features(feats, ee_pos, settings.split, settings.alphas)
     obj = None
-    if has_obj:
-        arm = [np.linalg.norm(e.ee[:, :2] - e.obj[:, :2], axis=1) for e in episodes]
-        obj = probe_features(feats, [e.obj for e in episodes], settings.split, settings.alphas, arm_distance=arm)
+    if all(o is not None for o in obj_pos):
+        arm = [np.linalg.norm(e[:, :2] - o[:, :2], axis=1) for e, o in zip(ee_pos, obj_pos)]
+        obj = probe_features(feats, obj_pos, settings.split, settings.alphas, arm_distance=arm)
     return {
         "r2_ee": ee["r2"],
         "r2_object": obj["r2"] if obj else None,
         "ee": ee,
         "object": obj,
-        "episodes_used": len(episodes),
+        "episodes_used": used,
         "episodes_dropped_object_left_scene": dropped,
         "feature_dim": int(feats[0].shape[1]),
         "image_size": image_size,
