@@ -323,10 +323,16 @@ def run_probe(
     episodes = kept
     split_episodes(used, settings.split)  # fail before encoding if too few
     t1 = time.perf_counter()
-    feats = [encode_frames(encoder, e.frames, image_size, settings.pool) for e in episodes]
+    from tqdm import tqdm
+
+    feats = [encode_frames(encoder, e.frames, image_size, settings.pool)
+             for e in tqdm(episodes, desc="probe encode", disable=not progress)]
     ee_pos, obj_pos = [e.ee for e in episodes], [e.obj for e in episodes]
     del episodes, kept  # the frames (3 GB for 1000 episodes at 128 px) are not needed for the fit
     t2 = time.perf_counter()
+    if progress:  # the fit has no steps to count; say what it is doing and how big it is
+        tqdm.write(f"probe fit: ridge on {sum(len(f) for f in feats)} frames x {feats[0].shape[1]} features "
+                   f"(ee{', object' if obj_pos[0] is not None else ''}; minutes for wide grids)")
     ee = probe_features(feats, ee_pos, settings.split, settings.alphas)
     obj = None
     if all(o is not None for o in obj_pos):
