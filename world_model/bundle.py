@@ -123,20 +123,24 @@ def _load_encoder(entry: Mapping[str, Any], image_size: int, token_pool: int, wh
     return FrozenEncoder(enc.eval(), image_size, token_pool=token_pool)
 
 
-def load_predictor(path_or_name: str | Path) -> tuple[ACPredictor, str]:
-    """A world model's predictor and the weights hash of the encoder its features came from."""
+def _read_world_model(path_or_name: str | Path) -> tuple[dict[str, Any], ACPredictor, str]:
+    """The world-model file's dict, its predictor and how errors name the file."""
     path = _resolve(path_or_name)
     obj = read_model(path, "world_model")
-    predictor = predictor_from_dict(obj["config"], obj["state_dict"], f"world model {path}")
+    what = f"world model {path}"
+    return obj, predictor_from_dict(obj["config"], obj["state_dict"], what), what
+
+
+def load_predictor(path_or_name: str | Path) -> tuple[ACPredictor, str]:
+    """A world model's predictor and the weights hash of the encoder its features came from."""
+    obj, predictor, _ = _read_world_model(path_or_name)
     return predictor, str((obj.get("encoder") or {}).get("weights_hash"))
 
 
 def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = True) -> WorldModel:
     """``"default"`` (shipped), a training run's output directory (its ``final.pt``) or a file."""
-    path = _resolve(path_or_name)
-    obj = read_model(path, "world_model")
-    what = f"world model {path}"
-    predictor = predictor_from_dict(obj["config"], obj["state_dict"], what).eval()
+    obj, predictor, what = _read_world_model(path_or_name)
+    predictor = predictor.eval()
     try:
         entry, image_size, grid = obj["encoder"], int(obj["image_size"]), tuple(int(g) for g in obj["grid"])
     except (KeyError, TypeError, ValueError):

@@ -68,7 +68,7 @@ class RidgeProbe:
     val_r2: dict[float, float] = field(default_factory=dict)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([_standardised(c, self.mean, self.scale) @ self.weight + self.bias
+        return np.concatenate([_zscores(c, self.mean, self.scale) @ self.weight + self.bias
                                for c in _row_chunks(x)]) if len(x) else np.zeros((0, len(self.bias)))
 
 
@@ -81,7 +81,7 @@ def _row_chunks(x: np.ndarray) -> list[np.ndarray]:
     return [x[i:i + _CHUNK_ROWS] for i in range(0, len(x), _CHUNK_ROWS)]
 
 
-def _standardised(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def _zscores(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.float64) - mean) / scale
 
 
@@ -114,11 +114,11 @@ def _ridge_solutions(x: np.ndarray, y: np.ndarray, mean: np.ndarray, scale: np.n
         gram = np.zeros((x.shape[1], x.shape[1]))  # [F, F]
         zty = np.zeros((x.shape[1], y.shape[1]))  # [F, K]
         for c, yc in zip(_row_chunks(x), _row_chunks(y)):
-            z = _standardised(c, mean, scale)
+            z = _zscores(c, mean, scale)
             gram += z.T @ z
             zty += z.T @ yc
         return {a: _solve_shifted(gram, zty, a) for a in alphas}
-    z = _standardised(x, mean, scale)  # N <= F: this copy is no bigger than the kernel's inputs
+    z = _zscores(x, mean, scale)  # N <= F: this copy is no bigger than the kernel's inputs
     kernel = z @ z.T  # [N, N]
     return {a: z.T @ _solve_shifted(kernel, y, a) for a in alphas}
 
