@@ -1,0 +1,156 @@
+"""Diagnostic: how far could a planner get on an encoder's energy if its predictor were perfect?
+
+The closed-loop planner's failures mix two causes: the predictor imagines the future wrongly, or the
+energy (L1 between the encoded frame and the goal image) has its minimum, or a local basin, in the
+wrong place. This script removes the first. It replaces the predictor with the simulator and plans
+greedily (horizon 1): at every step it tries each translation move of one action (the 26 directions
+of {-1, 0, 1}^3 at full action scale, 3 cm, and with ``--fine`` also at a third of it), simulates each
+one from the saved state, encodes the real front frame and takes the move with the lowest energy.
+Reach plans towards the goal image. Push and PickPlace plan through dense waypoints, every
+``--stride``-th observation of the expert's demonstration of that seed, ``--per`` steps each (the last
+one until the episode ends), because one goal image cannot say "go behind the cube first".
+
+The gripper is held open for Reach and closed for Push (as their goal images show it); PickPlace also
+searches over open / closed. Success is the env's own, at any step within its step limit.
+
+    .venv/bin/python benchmarks/oracle_search.py --env simjepa/Reach-v0 --episodes 30 --seed-start 500
+    .venv/bin/python benchmarks/oracle_search.py --env simjepa/Reach-v0 --random-init
+    .venv/bin/python benchmarks/oracle_search.py --env simjepa/Reach-v0 --energy pixels
+    .venv/bin/python benchmarks/oracle_search.py --env simjepa/Push-v0 --episodes 10 --fine
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from envs import make_env
+from envs.atomic import write_json
+from envs.experts import make_expert
+from planning.energy import normalize_reps
+from world_model.encoder import VideoViT, init_weights
+from world_model.encoder_loading import load_encoder
+from world_model.frozen_encoder import FrozenEncoder
+
+GRIPPER = {"reach": (-1.0,), "push": (1.0,), "pickplace": (-1.0, 1.0)}
+
+
+def candidate_actions(task: str, fine: bool) -> np.ndarray:
+    """[K, 7] actions: every non-zero translation direction, at full scale (and a third with ``fine``),
+    times the task's gripper commands; rotation stays 0."""
+    scales = (1.0, 1.0 / 3.0) if fine else (1.0,)
+    dirs = [np.array(d, float) for d in itertools.product((-1, 0, 1), repeat=3) if any(d)]
+    return np.array([np.concatenate([k * d, np.zeros(3), [g]]) for g in GRIPPER[task] for k in scales for d in dirs])
+
+
+def make_featurizer(energy: str, encoder: str, random_init: bool, size: int):
+    """uint8 frames [B, H, W, 3] -> tokens [B, N, C] compared with L1 (layer-normed encoder tokens, or
+    8 x 8 average-pooled RGB in [0, 1] for ``pixels``)."""
+    if energy == "pixels":
+        def pixels(frames: np.ndarray) -> torch.Tensor:
+            x = torch.as_tensor(frames).float().permute(0, 3, 1, 2) / 255.0  # [B, 3, H, W]
+            return F.avg_pool2d(x, 8).flatten(2).transpose(1, 2)  # [B, (H/8)*(W/8), 3]
+        return pixels
+    model = load_encoder(encoder)
+    if random_init:
+        model = init_weights(VideoViT(model.config), seed=0).eval()
+    enc = FrozenEncoder(model, size)
+    return lambda frames: normalize_reps(enc.encode(frames))  # [B, N, D]
+
+
+def demo_waypoints(env_id: str, seed: int, size: int, stride: int) -> list[np.ndarray]:
+    """Every ``stride``-th front frame of the expert's demonstration, always ending on its last one."""
+    env = make_env(env_id, render_size=size)
+    expert = make_expert(env)
+    obs, _ = env.reset(seed=seed)
+    expert.reset()
+    frames = []
+    for _ in range(type(env.unwrapped).default_max_steps):
+        obs, _, term, trunc, info = env.step(expert.act(obs))
+        frames.append(obs["pixels"])
+        if info["success"] or term or trunc:
+            break
+    env.close()
+    picked = frames[stride - 1 :: stride]
+    if not picked or picked[-1] is not frames[-1]:
+        picked.append(frames[-1])
+    return picked
+
+
+def search_episode(env, featurize, actions: np.ndarray, seed: int, stride: int, per: int) -> dict:
+    """One greedy episode; returns seed, success, final distance and steps."""
+    u = env.unwrapped
+    limit = type(u).default_max_steps
+    _, info = env.reset(seed=seed)
+    if stride > 0:
+        goals = [featurize(f[None]) for f in demo_waypoints(env.spec.id, seed, u.render_size, stride)]
+    else:
+        goals = [featurize(info["goal"]["pixels"][None])]
+    steps, success = 0, False
+    for k, goal in enumerate(goals):
+        budget = per if k < len(goals) - 1 else limit
+        for _ in range(budget):
+            if steps >= limit or success:
+                break
+            saved = u._save()
+            frames = []
+            for a in actions:
+                u._restore(saved)
+                frames.append(env.step(a)[0]["pixels"])
+            e = (featurize(np.stack(frames)) - goal).abs().mean(dim=(1, 2))  # [K]
+            u._restore(saved)
+            _, _, _, _, info = env.step(actions[int(torch.argmin(e))])
+            steps += 1
+            success = success or info["success"]
+    return {"seed": seed, "success": bool(success), "final_distance": round(float(info["distance"]), 4), "steps": steps}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="simjepa/Reach-v0", help="simjepa/Reach-v0, Push-v0 or PickPlace-v0")
+    ap.add_argument("--episodes", type=int, default=30)
+    ap.add_argument("--seed-start", type=int, default=500, help="default: the planner-tuning seeds")
+    ap.add_argument("--energy", choices=("encoder", "pixels"), default="encoder")
+    ap.add_argument("--encoder", default="default", help="encoder name or file (with --energy encoder)")
+    ap.add_argument("--random-init", action="store_true", help="a random init of the encoder's shape (seed 0)")
+    ap.add_argument("--render-size", type=int, default=64)
+    ap.add_argument("--stride", type=int, default=None, help="waypoint stride (0: goal image only; "
+                    "default 0 for Reach, 2 otherwise)")
+    ap.add_argument("--per", type=int, default=5, help="steps per waypoint")
+    ap.add_argument("--fine", action="store_true", help="also try moves of a third of the action scale")
+    ap.add_argument("--out", type=Path, default=None, help="write per-seed results and the summary as JSON")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+
+    env = make_env(args.env, render_size=args.render_size)
+    task = env.unwrapped.task
+    stride = args.stride if args.stride is not None else (0 if task == "reach" else 2)
+    featurize = make_featurizer(args.energy, args.encoder, args.random_init, args.render_size)
+    actions = candidate_actions(task, args.fine)
+    rows, t0 = [], time.perf_counter()
+    for seed in range(args.seed_start, args.seed_start + args.episodes):
+        rows.append(search_episode(env, featurize, actions, seed, stride, args.per))
+        print(json.dumps(rows[-1]), flush=True)
+    wins = sum(r["success"] for r in rows)
+    summary = {
+        "env": args.env, "energy": args.energy, "encoder": None if args.energy == "pixels" else args.encoder,
+        "random_init": args.random_init, "render_size": args.render_size, "stride": stride, "per": args.per,
+        "fine": args.fine, "candidates": len(actions), "episodes": len(rows), "successes": wins,
+        "mean_final_distance": round(float(np.mean([r["final_distance"] for r in rows])), 4),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    print(f"{args.env}: {wins}/{len(rows)} reached with the simulator as predictor, mean final distance "
+          f"{summary['mean_final_distance']:.3f} m ({args.energy}{'' if args.energy == 'pixels' else ' ' + args.encoder}"
+          f"{', random init' if args.random_init else ''}, {len(actions)} candidate moves)")
+    if args.out is not None:
+        write_json(args.out, {**summary, "episodes_detail": rows})
+
+
+if __name__ == "__main__":
+    main()
