@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from envs import make_env
 from envs.atomic import write_json
+from envs.errors import SimjepaError
 from envs.experts import make_expert
 from planning.energy import normalize_reps
 from world_model.encoder import VideoViT, init_weights
@@ -128,10 +129,20 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    env = make_env(args.env, render_size=args.render_size)
-    task = env.unwrapped.task
+    if args.episodes < 1 or args.per < 1 or (args.stride is not None and args.stride < 0):
+        ap.error("--episodes and --per must be >= 1, --stride >= 0")
+    try:
+        env = make_env(args.env, render_size=args.render_size)
+    except SimjepaError as err:
+        ap.error(str(err))
+    task = getattr(env.unwrapped, "task", None)
+    if task not in GRIPPER:
+        ap.error(f"{args.env} has no expert or goal layout this search knows; use one of the simjepa tasks")
     stride = args.stride if args.stride is not None else (0 if task == "reach" else 2)
-    featurize = make_featurizer(args.energy, args.encoder, args.random_init, args.render_size)
+    try:
+        featurize = make_featurizer(args.energy, args.encoder, args.random_init, args.render_size)
+    except SimjepaError as err:
+        ap.error(str(err))
     actions = candidate_actions(task, args.fine)
     rows, t0 = [], time.perf_counter()
     for seed in range(args.seed_start, args.seed_start + args.episodes):
