@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from envs import make_env
 from envs.atomic import write_json
 from envs.errors import SimjepaError
-from envs.experts import make_expert
-from planning.energy import normalize_reps
+from planning.energy import feature_energy, normalize_reps
+from planning.policies import ExpertPolicy
+from planning.rollout import rollout
 from world_model.encoder import VideoViT, init_weights
 from world_model.encoder_loading import load_encoder
 from world_model.frozen_encoder import FrozenEncoder
@@ -65,51 +66,50 @@ def make_featurizer(energy: str, encoder: str, random_init: bool, size: int):
     return lambda frames: normalize_reps(enc.encode(frames))  # [B, N, D]
 
 
-def demo_waypoints(env_id: str, seed: int, size: int, stride: int) -> list[np.ndarray]:
-    """Every ``stride``-th front frame of the expert's demonstration, always ending on its last one."""
+def demo_waypoints(env_id: str, seed: int, size: int, stride: int) -> list[dict[str, np.ndarray]]:
+    """Every ``stride``-th observation of the expert's demonstration of ``seed``, always ending on its
+    last one, as the goal dicts ``rollout`` takes for sub-goals."""
     env = make_env(env_id, render_size=size)
-    expert = make_expert(env)
-    obs, _ = env.reset(seed=seed)
-    expert.reset()
-    frames = []
-    for _ in range(type(env.unwrapped).default_max_steps):
-        obs, _, term, trunc, info = env.step(expert.act(obs))
-        frames.append(obs["pixels"])
-        if info["success"] or term or trunc:
-            break
+    demo = rollout(env, ExpertPolicy(env), seed, record=True)
     env.close()
+    frames = [obs for obs, _ in demo["frames"][1:]]  # the observation after each expert step
     picked = frames[stride - 1 :: stride]
     if not picked or picked[-1] is not frames[-1]:
         picked.append(frames[-1])
-    return picked
+    return [{"pixels": f} for f in picked]
+
+
+class GreedyOracle:
+    """A policy for :func:`planning.rollout.rollout` that plans with the simulator as its predictor.
+
+    Each ``act`` tries every candidate action from the current state on the unwrapped env (so the
+    time limit does not count the trials), restores the state, and returns the action whose next front
+    frame has the lowest L1 energy against the goal image.
+    """
+
+    def __init__(self, env, featurize, actions: np.ndarray) -> None:
+        self.sim, self.featurize, self.actions = env.unwrapped, featurize, actions
+        self._goal_pixels, self._goal = None, None
+
+    def act(self, obs: dict, goal: dict) -> np.ndarray:
+        if goal["pixels"] is not self._goal_pixels:  # a new (sub-)goal: encode it once
+            self._goal_pixels, self._goal = goal["pixels"], self.featurize(goal["pixels"][None])[0]  # [N, C]
+        saved = self.sim._save()
+        frames = []
+        for a in self.actions:
+            self.sim._restore(saved)
+            frames.append(self.sim.step(a)[0]["pixels"])
+        self.sim._restore(saved)
+        e = feature_energy(self.featurize(np.stack(frames))[:, None], self._goal)  # [K]
+        return self.actions[int(torch.argmin(e))]
 
 
 def search_episode(env, featurize, actions: np.ndarray, seed: int, stride: int, per: int) -> dict:
-    """One greedy episode; returns seed, success, final distance and steps."""
-    u = env.unwrapped
-    limit = type(u).default_max_steps
-    _, info = env.reset(seed=seed)
-    if stride > 0:
-        goals = [featurize(f[None]) for f in demo_waypoints(env.spec.id, seed, u.render_size, stride)]
-    else:
-        goals = [featurize(info["goal"]["pixels"][None])]
-    steps, success = 0, False
-    for k, goal in enumerate(goals):
-        budget = per if k < len(goals) - 1 else limit
-        for _ in range(budget):
-            if steps >= limit or success:
-                break
-            saved = u._save()
-            frames = []
-            for a in actions:
-                u._restore(saved)
-                frames.append(env.step(a)[0]["pixels"])
-            e = (featurize(np.stack(frames)) - goal).abs().mean(dim=(1, 2))  # [K]
-            u._restore(saved)
-            _, _, _, _, info = env.step(actions[int(torch.argmin(e))])
-            steps += 1
-            success = success or info["success"]
-    return {"seed": seed, "success": bool(success), "final_distance": round(float(info["distance"]), 4), "steps": steps}
+    """One greedy episode (towards the goal image, or through demo waypoints when ``stride`` > 0, ``per``
+    steps each); returns seed, success, final distance and steps."""
+    waypoints = demo_waypoints(env.spec.id, seed, env.unwrapped.render_size, stride) if stride > 0 else None
+    out = rollout(env, GreedyOracle(env, featurize, actions), seed, subgoals=waypoints, subgoal_steps=per)
+    return {"seed": seed, "success": out["success"], "final_distance": round(out["final_distance"], 4), "steps": out["steps"]}
 
 
 def main() -> None:

@@ -27,3 +27,18 @@ def test_greedy_search_on_real_frames_reaches_an_easy_goal_and_leaves_no_trial_m
     again = search_episode(env, featurize, candidate_actions("reach", False), seed=501, stride=0, per=5)
     assert again == out  # deterministic
     env.close()
+
+
+def test_waypoints_are_every_stride_th_demo_observation_ending_on_the_last():
+    from planning.policies import ExpertPolicy
+    from planning.rollout import rollout
+
+    from benchmarks.oracle_search import demo_waypoints
+
+    env = make_env("simjepa/Push-v0", render_size=64)
+    demo = [obs for obs, _ in rollout(env, ExpertPolicy(env), 500, record=True)["frames"][1:]]
+    env.close()
+    points = demo_waypoints("simjepa/Push-v0", 500, 64, 2)
+    expected = demo[1::2] + ([] if len(demo) % 2 == 0 else [demo[-1]])
+    assert len(points) == len(expected) >= 2
+    assert all(np.array_equal(p["pixels"], e) for p, e in zip(points, expected))
