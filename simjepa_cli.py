@@ -366,7 +366,7 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     from pathlib import Path
 
     from envs.atomic import write_json
-    from world_model.encoder import VideoViT, init_weights
+    from world_model.encoder import random_init_like
     from world_model.encoder_loading import encoder_identity, load_encoder
     from world_model.probe import ProbeSettings, run_probe, split_episodes
 
@@ -375,7 +375,7 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     split_episodes(episodes)  # too few episodes: fail before loading or collecting anything
     encoder = load_encoder(encoder_name, image_size=image_size)
     if random_init:
-        encoder = init_weights(VideoViT(encoder.config), seed=0).eval()
+        encoder = random_init_like(encoder)
         encoder.source = f"random init (seed 0) of {encoder_name}"
     size = encoder.config.image_size
     settings = ProbeSettings(env=env_id, episodes=episodes, seed_start=seed_start, render_size=render_size or size,

@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from world_model.encoder import VideoViT, init_weights
+from world_model.encoder import random_init_like
 from world_model.encoder_loading import load_encoder
 from world_model.probe import collect_probe_episodes, encode_frames, in_scene, r2_score, split_episodes
 
@@ -60,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(1)
     enc = load_encoder(args.encoder)
     if args.random_init:
-        enc = init_weights(VideoViT(enc.config), seed=0).eval()
+        enc = random_init_like(enc)
     size = enc.config.image_size
     eps = [e for e in collect_probe_episodes(args.env, args.episodes, args.seed_start, size) if in_scene(e)]
     split = split_episodes(len(eps))

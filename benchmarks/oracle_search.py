@@ -36,7 +36,7 @@ from envs.errors import SimjepaError
 from planning.energy import feature_energy, normalize_reps
 from planning.policies import ExpertPolicy
 from planning.rollout import rollout
-from world_model.encoder import VideoViT, init_weights
+from world_model.encoder import random_init_like
 from world_model.encoder_loading import load_encoder
 from world_model.frozen_encoder import FrozenEncoder
 
@@ -61,7 +61,7 @@ def make_featurizer(energy: str, encoder: str, random_init: bool, size: int):
         return pixels
     model = load_encoder(encoder)
     if random_init:
-        model = init_weights(VideoViT(model.config), seed=0).eval()
+        model = random_init_like(model)
     enc = FrozenEncoder(model, size)
     return lambda frames: normalize_reps(enc.encode(frames))  # [B, N, D]
 

@@ -15,6 +15,7 @@ from world_model.encoder import (
     VideoViT,
     as_feature_map,
     build_encoder,
+    random_init_like,
 )
 from world_model.encoder_loading import DEFAULT_ENCODER_PATH, encoder_identity, load_encoder, save_encoder
 from world_model.frozen_encoder import FrozenEncoder
@@ -211,6 +212,17 @@ def test_hugging_face_layout(tmp_path):
     c = clip()
     with torch.no_grad():
         assert torch.equal(loaded(c), enc(c))
+
+
+def test_random_init_like_is_a_fresh_seeded_init_of_the_same_shape():
+    trained = tiny(image_size=32)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.5)  # stands in for pretraining
+    fresh = random_init_like(trained)
+    assert fresh.config == trained.config and not fresh.training
+    assert encoder_identity(fresh)["weights_hash"] == encoder_identity(tiny(image_size=32))["weights_hash"]
+    assert encoder_identity(random_init_like(trained, seed=1))["weights_hash"] != encoder_identity(fresh)["weights_hash"]
 
 
 def test_names_default_and_unknown():

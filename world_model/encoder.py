@@ -197,6 +197,12 @@ def init_weights(model: VideoViT, seed: int = 0, std: float = 0.02) -> VideoViT:
     return model
 
 
+def random_init_like(encoder: VideoViT, seed: int = 0) -> VideoViT:
+    """A fresh init of ``encoder``'s architecture: the baseline that shows what pretraining added
+    (probes, energies), with the same weights at any image size for a given seed."""
+    return init_weights(VideoViT(encoder.config), seed=seed).eval()
+
+
 def encoder_config(name: str, **overrides: Any) -> EncoderConfig:
     """The named family member's config with fields replaced (e.g. ``depth=2, image_size=64``)."""
     if name not in ENCODER_CONFIGS:
