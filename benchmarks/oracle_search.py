@@ -5,7 +5,8 @@ energy (L1 between the encoded frame and the goal image) has its minimum, or a l
 wrong place. This script removes the first. It replaces the predictor with the simulator and plans
 greedily (horizon 1): at every step it tries each translation move of one action (the 26 directions
 of {-1, 0, 1}^3 at full action scale, 3 cm, and with ``--fine`` also at a third of it), simulates each
-one from the saved state, encodes the real front frame and takes the move with the lowest energy.
+one from the saved state, encodes the real front frame and takes the move with the lowest energy
+(``--cameras front side``: the sum of both views' energies, as a two-view world model plans).
 Reach plans towards the goal image. Push and PickPlace plan through dense waypoints, every
 ``--stride``-th observation of the expert's demonstration of that seed, ``--per`` steps each (the last
 one until the episode ends), because one goal image cannot say "go behind the cube first".
@@ -16,6 +17,7 @@ searches over open / closed. Success is the env's own, at any step within its st
     .venv/bin/python benchmarks/oracle_search.py --env simjepa/Reach-v0 --episodes 30 --seed-start 500
     .venv/bin/python benchmarks/oracle_search.py --env simjepa/Reach-v0 --random-init
     .venv/bin/python benchmarks/oracle_search.py --env simjepa/Reach-v0 --energy pixels
+    .venv/bin/python benchmarks/oracle_search.py --env simjepa/Reach-v0 --cameras front side
     .venv/bin/python benchmarks/oracle_search.py --env simjepa/Push-v0 --episodes 10 --fine
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 from envs import make_env
 from envs.atomic import write_json
 from envs.errors import SimjepaError
+from envs.scene import pixels_key
 from planning.energy import feature_energy, normalize_reps
 from planning.policies import ExpertPolicy
 from planning.rollout import rollout
@@ -72,7 +75,7 @@ def demo_waypoints(env_id: str, seed: int, size: int, stride: int) -> list[dict[
     env = make_env(env_id, render_size=size)
     demo = rollout(env, ExpertPolicy(env), seed, record=True)
     env.close()
-    frames = [obs for obs, _ in demo["frames"][1:]]  # the observation after each expert step
+    frames = [obs for obs, _ in demo["frames"][1:]]  # the observation after each expert step (front view)
     picked = frames[stride - 1 :: stride]
     if not picked or picked[-1] is not frames[-1]:
         picked.append(frames[-1])
@@ -89,19 +92,23 @@ class GreedyOracle:
 
     def __init__(self, env, featurize, actions: np.ndarray) -> None:
         self.sim, self.featurize, self.actions = env.unwrapped, featurize, actions
+        self.views = [pixels_key(self.sim.cameras, i) for i in range(len(self.sim.cameras))]
         self._goal_pixels, self._goal = None, None
 
     def act(self, obs: dict, goal: dict) -> np.ndarray:
         if goal["pixels"] is not self._goal_pixels:  # a new (sub-)goal: encode it once
-            self._goal_pixels, self._goal = goal["pixels"], self.featurize(goal["pixels"][None])[0]  # [N, C]
+            self._goal_pixels = goal["pixels"]
+            self._goal = {v: self.featurize(goal[v][None])[0] for v in self.views}  # view -> [N, C]
         saved = self.sim._save()
-        frames = []
+        frames: dict[str, list[np.ndarray]] = {v: [] for v in self.views}
         for a in self.actions:
             self.sim._restore(saved)
-            frames.append(self.sim.step(a)[0]["pixels"])
+            nxt = self.sim.step(a)[0]
+            for v in self.views:
+                frames[v].append(nxt[v])
         self.sim._restore(saved)
-        e = feature_energy(self.featurize(np.stack(frames))[:, None], self._goal)  # [K]
-        return self.actions[int(torch.argmin(e))]
+        e = sum(feature_energy(self.featurize(np.stack(frames[v]))[:, None], self._goal[v]) for v in self.views)
+        return self.actions[int(torch.argmin(e))]  # the mean energy over views has the same argmin as the sum
 
 
 def search_episode(env, featurize, actions: np.ndarray, seed: int, stride: int, per: int) -> dict:
@@ -121,6 +128,8 @@ def main() -> None:
     ap.add_argument("--encoder", default="default", help="encoder name or file (with --energy encoder)")
     ap.add_argument("--random-init", action="store_true", help="a random init of the encoder's shape (seed 0)")
     ap.add_argument("--render-size", type=int, default=64)
+    ap.add_argument("--cameras", nargs="+", default=["front"], help="views whose energies are summed "
+                    "(e.g. front side; more than one only towards the goal image, --stride 0)")
     ap.add_argument("--stride", type=int, default=None, help="waypoint stride (0: goal image only; "
                     "default 0 for Reach, 2 otherwise)")
     ap.add_argument("--per", type=int, default=5, help="steps per waypoint")
@@ -132,13 +141,15 @@ def main() -> None:
     if args.episodes < 1 or args.per < 1 or (args.stride is not None and args.stride < 0):
         ap.error("--episodes and --per must be >= 1, --stride >= 0")
     try:
-        env = make_env(args.env, render_size=args.render_size)
+        env = make_env(args.env, render_size=args.render_size, cameras=tuple(args.cameras))
     except SimjepaError as err:
         ap.error(str(err))
     task = getattr(env.unwrapped, "task", None)
     if task not in GRIPPER:
         ap.error(f"{args.env} has no expert or goal layout this search knows; use one of the simjepa tasks")
     stride = args.stride if args.stride is not None else (0 if task == "reach" else 2)
+    if stride > 0 and len(args.cameras) > 1:
+        ap.error("demo waypoints are front-view frames; use one camera with --stride > 0")
     try:
         featurize = make_featurizer(args.energy, args.encoder, args.random_init, args.render_size)
     except SimjepaError as err:
@@ -151,14 +162,14 @@ def main() -> None:
     wins = sum(r["success"] for r in rows)
     summary = {
         "env": args.env, "energy": args.energy, "encoder": None if args.energy == "pixels" else args.encoder,
-        "random_init": args.random_init, "render_size": args.render_size, "stride": stride, "per": args.per,
+        "random_init": args.random_init, "render_size": args.render_size, "cameras": args.cameras, "stride": stride, "per": args.per,
         "fine": args.fine, "candidates": len(actions), "episodes": len(rows), "successes": wins,
         "mean_final_distance": round(float(np.mean([r["final_distance"] for r in rows])), 4),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     print(f"{args.env}: {wins}/{len(rows)} reached with the simulator as predictor, mean final distance "
           f"{summary['mean_final_distance']:.3f} m ({args.energy}{'' if args.energy == 'pixels' else ' ' + args.encoder}"
-          f"{', random init' if args.random_init else ''}, {len(actions)} candidate moves)")
+          f"{', random init' if args.random_init else ''}, {'+'.join(args.cameras)}, {len(actions)} candidate moves)")
     if args.out is not None:
         write_json(args.out, {**summary, "episodes_detail": rows})
 

@@ -29,6 +29,35 @@ def test_greedy_search_on_real_frames_reaches_an_easy_goal_and_leaves_no_trial_m
     env.close()
 
 
+def test_two_views_score_the_sum_of_both_energies():
+    """With a side camera each candidate's energy is front + side: the side goal and the side frames
+    of every trial move are featurized, and the move taken is the argmin of the sum."""
+    from benchmarks.oracle_search import GreedyOracle
+    from planning.energy import feature_energy
+
+    env = make_env("simjepa/Reach-v0", render_size=64, cameras=("front", "side"))
+    pixels = make_featurizer("pixels", "default", False, 64)
+    seen = []
+
+    def featurize(frames):
+        seen.append(frames)
+        return pixels(frames)
+
+    actions = candidate_actions("reach", False)
+    oracle = GreedyOracle(env, featurize, actions)
+    assert oracle.views == ["pixels", "pixels_side"]
+    obs, info = env.reset(seed=501)
+    goal = info["goal"]
+    action = oracle.act(obs, goal)
+    goal_front, goal_side, front, side = seen  # goal views once, then the 26 trial frames per view
+    assert np.array_equal(goal_side[0], goal["pixels_side"]) and np.array_equal(goal_front[0], goal["pixels"])
+    assert front.shape == side.shape == (26, 64, 64, 3) and not np.array_equal(front, side)
+    e = sum(feature_energy(pixels(f)[:, None], pixels(g)[0]) for f, g in ((front, goal_front), (side, goal_side)))
+    assert np.array_equal(action, actions[int(e.argmin())])
+    assert np.array_equal(env.step(action)[0]["pixels_side"], side[int(e.argmin())])  # trials were undone
+    env.close()
+
+
 def test_waypoints_are_every_stride_th_demo_observation_ending_on_the_last():
     from planning.policies import ExpertPolicy
     from planning.rollout import rollout
