@@ -197,12 +197,6 @@ def init_weights(model: VideoViT, seed: int = 0, std: float = 0.02) -> VideoViT:
     return model
 
 
-def random_init_like(encoder: VideoViT, seed: int = 0) -> VideoViT:
-    """A fresh init of ``encoder``'s architecture: the baseline that shows what pretraining added
-    (probes, energies), with the same weights at any image size for a given seed."""
-    return init_weights(VideoViT(encoder.config), seed=seed).eval()
-
-
 def encoder_config(name: str, **overrides: Any) -> EncoderConfig:
     """The named family member's config with fields replaced (e.g. ``depth=2, image_size=64``)."""
     if name not in ENCODER_CONFIGS:
@@ -213,17 +207,27 @@ def encoder_config(name: str, **overrides: Any) -> EncoderConfig:
         raise SimjepaError(f"bad encoder override for {name}: {exc}") from None
 
 
+def _seeded_encoder(config: EncoderConfig, seed: int) -> VideoViT:
+    target = torch.empty(0).device  # the ambient default device (meta inside a device context)
+    with torch.device("meta"):  # skip PyTorch's default init: init_weights sets every parameter
+        model = VideoViT(config)
+    if target.type == "meta":
+        return model
+    return init_weights(model.to_empty(device=target), seed=seed)
+
+
 def build_encoder(name: str = "vit_large", *, seed: int = 0, **overrides: Any) -> VideoViT:
     """Build a randomly initialised (seeded) encoder of the official family.
 
     Build under ``with torch.device("meta"):`` to get shapes and parameter counts with no memory.
     """
-    target = torch.empty(0).device  # the ambient default device (meta inside a device context)
-    with torch.device("meta"):  # skip PyTorch's default init: init_weights sets every parameter
-        model = VideoViT(encoder_config(name, **overrides))
-    if target.type == "meta":
-        return model
-    return init_weights(model.to_empty(device=target), seed=seed)
+    return _seeded_encoder(encoder_config(name, **overrides), seed)
+
+
+def random_init_like(encoder: VideoViT, seed: int = 0) -> VideoViT:
+    """A fresh init of ``encoder``'s architecture: the baseline that shows what pretraining added
+    (probes, energies), with the same weights at any image size for a given seed."""
+    return _seeded_encoder(encoder.config, seed).eval()
 
 
 def _factory(name: str) -> Callable[..., VideoViT]:
