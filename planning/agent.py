@@ -33,6 +33,23 @@ PER_ENV_KEY = "per_env"
 GOAL_CACHE_SIZE = 32
 
 
+def tuned_planner_defaults(planner: Mapping[str, Any] | None, env_id: str | None = None) -> dict[str, Any]:
+    """A model's recorded planner defaults as flat settings for ``PlannerConfig.from_flat``.
+
+    The general defaults, then the ones recorded for ``env_id`` under ``planner["per_env"]``. Names this
+    version does not know are dropped with a warning: a model file from another version must not block
+    planning (user overrides, by contrast, stay strict in ``from_flat``).
+    """
+    tuned = dict(planner or {})
+    per_env = tuned.pop(PER_ENV_KEY, None) or {}
+    if env_id is not None:
+        tuned.update(per_env.get(env_id, {}))
+    unknown = sorted(set(tuned) - PlannerConfig.known_names())
+    if unknown:
+        warnings.warn(f"ignoring planner defaults this version does not know: {unknown}", stacklevel=3)
+    return {k: v for k, v in tuned.items() if k not in unknown}
+
+
 class WorldModelLike(Protocol):
     """What the agent needs from ``world_model.WorldModel``."""
 
@@ -110,7 +127,7 @@ class Agent:
     ) -> None:
         self.world_model = world_model
         self.cameras: tuple[str, ...] = tuple(getattr(world_model, "cameras", None) or ("front",))
-        self.config = config or PlannerConfig.from_flat(getattr(world_model, "planner", None))
+        self.config = config or PlannerConfig.from_flat(tuned_planner_defaults(getattr(world_model, "planner", None)))
         info = getattr(world_model, "info", {}) or {}
         pcfg = getattr(world_model.predictor, "config", None)
         self.action_dim = int(getattr(pcfg, "action_dim", info.get("action_dim", 7)))
@@ -133,7 +150,7 @@ class Agent:
 
         ``env_id``: a model may record defaults tuned for one task under ``planner["per_env"][env_id]``
         (e.g. a bigger search for a task with short episodes); they apply on top of the model's general
-        defaults and under ``planner_overrides``. The shipped default model records none.
+        defaults and under ``planner_overrides``. The shipped default model records a bigger search for Reach.
         """
         try:
             from world_model import load_world_model
@@ -141,14 +158,7 @@ class Agent:
             from world_model.bundle import load_world_model
 
         wm = load_world_model(model)
-        tuned = dict(getattr(wm, "planner", None) or {})
-        per_env = tuned.pop(PER_ENV_KEY, None) or {}
-        if env_id is not None:
-            tuned.update(per_env.get(env_id, {}))
-        unknown = sorted(set(tuned) - PlannerConfig.known_names())
-        if unknown:  # a model file from another version must not block planning; user overrides stay strict
-            warnings.warn(f"ignoring planner defaults this version does not know: {unknown}", stacklevel=2)
-        config = PlannerConfig.from_flat({k: v for k, v in tuned.items() if k not in unknown}, planner_overrides)
+        config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)
         return cls(wm, config, action_scale=action_scale)
 
     # -- state -------------------------------------------------------------------------------------

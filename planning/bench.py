@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agent import Agent
+from .agent import Agent, tuned_planner_defaults
 from envs.atomic import atomic_path, write_json
 from .planner import PlannerConfig
 
@@ -166,6 +166,7 @@ class Scene:
     def __init__(self, env_id: str, render_size: int, seed: int = 0, cameras: tuple[str, ...] = ("front",)):
         import envs
 
+        self.env_id = env_id
         env = envs.make_env(env_id, render_size=render_size, cameras=cameras)
         self.obs, info = env.reset(seed=seed)
         self.goal = info["goal"]
@@ -174,7 +175,7 @@ class Scene:
 
 
 def make_agent(wm, scene: Scene, *layers: dict[str, Any] | None) -> Agent:
-    cfg = PlannerConfig.from_flat(wm.planner, *layers)
+    cfg = PlannerConfig.from_flat(tuned_planner_defaults(wm.planner, scene.env_id), *layers)
     return Agent(wm, cfg, action_scale=scene.action_scale)
 
 

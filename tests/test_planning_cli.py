@@ -122,6 +122,12 @@ def test_per_env_planner_defaults_apply_to_their_env_only(tiny_model, tmp_path):
     assert (reach.config.cem.samples, reach.config.cem.iterations, reach.config.cem.topk) == (24, 5, 4)
     assert (push.config.cem.samples, push.config.cem.iterations) == (16, 2) == (unnamed.config.cem.samples, unnamed.config.cem.iterations)
     assert planning.Agent.from_pretrained(tuned, env_id="simjepa/Reach-v0", samples=8).config.cem.samples == 8
+    from planning.bench import Scene, make_agent
+    from world_model.bundle import load_world_model
+
+    wm = load_world_model(tuned)  # the other two ways to build an agent read the same recorded defaults
+    assert planning.Agent(wm).config.cem.samples == 16
+    assert make_agent(wm, Scene("simjepa/Reach-v0", 64)).config.cem.samples == 24
 
     out = tmp_path / "eval"
     res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "1", "--model", str(tuned),
