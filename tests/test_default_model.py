@@ -37,3 +37,20 @@ def test_shipped_default_model_plans_one_action():
     goal = {"pixels": rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), "state": np.zeros(7, np.float32)}
     action = agent.act(obs, goal)
     assert action.shape == (7,) and np.all(np.abs(action) <= 1)
+
+
+def test_shipped_planner_defaults_are_the_ship_script_ones_and_reach_gets_its_own():
+    """The README's figures were measured at the ship script's settings; Reach plans with its bigger search."""
+    import runpy
+    from pathlib import Path
+
+    from planning import Agent
+
+    planner = runpy.run_path(str(Path(__file__).parents[1] / "scripts" / "ship_default_model.py"))["PLANNER"]
+    assert load_world_model("default").planner == planner
+    reach = planner["per_env"]["simjepa/Reach-v0"]
+    assert (reach["samples"], reach["iterations"]) != (planner["samples"], planner["iterations"])
+    on_reach = Agent.from_pretrained("default", env_id="simjepa/Reach-v0").config.cem
+    on_push = Agent.from_pretrained("default", env_id="simjepa/Push-v0").config.cem
+    assert (on_reach.samples, on_reach.iterations) == (reach["samples"], reach["iterations"])
+    assert (on_push.samples, on_push.iterations) == (planner["samples"], planner["iterations"])
