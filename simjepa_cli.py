@@ -77,7 +77,11 @@ def _planner_options(fn):
         click.option("--render-size", type=click.IntRange(min=16), default=None,
                      help="Env render size in pixels (default: the model's input size; 256 for baselines)."),
         click.option("--subgoals/--no-subgoals", default=True, show_default=True,
-                     help="PickPlace: plan through expert-demo sub-goals (grasp, lift, place)."),
+                     help="Push and PickPlace: plan through expert-demo sub-goals (Push: above, behind, pushed; "
+                          "PickPlace: grasp, lift, place)."),
+        click.option("--subgoal-steps", type=click.IntRange(min=1), default=None,
+                     help="Steps on each sub-goal but the last, which keeps the rest (default: Push 10, "
+                          "otherwise an even split of the episode)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -98,7 +102,7 @@ def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed
 @click.option("--landscape", is_flag=True, help="Also write landscape.png: energy over the first action's dx, dy.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, energy, state_weight, planner_seed,
-                     max_steps, render_size, subgoals, landscape, quiet) -> None:
+                     max_steps, render_size, subgoals, subgoal_steps, landscape, quiet) -> None:
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
 
     Writes OUT/episode.mp4 (observation | goal, with step, energy and distance) and OUT/metrics.json
@@ -113,7 +117,8 @@ def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, en
     from planning.episode import plan_episode
 
     m = plan_episode(env_id, seed, model, out, _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed),
-                     max_steps=max_steps, render_size=render_size, subgoals=subgoals, landscape=landscape, progress=not quiet)
+                     max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
+                     landscape=landscape, progress=not quiet)
     click.echo(f"{'success' if m['success'] else 'failure'}: final distance {m['final_distance']:.3f} m after "
                f"{m['steps']} steps, {m['seconds_per_action']:.3f} s/action -> {out}")
 
@@ -136,7 +141,7 @@ def plan_episode_main(args: list[str] | None = None) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Episodes run in parallel processes.")
 @_planner_options
 def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samples, iters, topk, horizon, energy,
-                 state_weight, planner_seed, max_steps, render_size, subgoals) -> None:
+                 state_weight, planner_seed, max_steps, render_size, subgoals, subgoal_steps) -> None:
     """Success rate and final distance of a policy over seeded episodes.
 
     Writes OUT/results.json (success_rate, mean_final_distance, episodes: one row per episode) and
@@ -151,7 +156,7 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
 
     r = evaluate(env_id, episodes, seed_start, policy, model, out, workers,
                  _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed),
-                 max_steps=max_steps, render_size=render_size, subgoals=subgoals)
+                 max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps)
     click.echo(f"{policy} on {env_id}: success {r['success_rate']:.0%}, mean final distance "
                f"{r['mean_final_distance']:.3f} m over {episodes} episodes -> {out}")
 

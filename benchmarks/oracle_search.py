@@ -69,13 +69,13 @@ def make_featurizer(energy: str, encoder: str, random_init: bool, size: int):
     return lambda frames: normalize_reps(enc.encode(frames))  # [B, N, D]
 
 
-def demo_waypoints(env_id: str, seed: int, size: int, stride: int) -> list[dict[str, np.ndarray]]:
-    """Every ``stride``-th observation of the expert's demonstration of ``seed``, always ending on its
-    last one, as the goal dicts ``rollout`` takes for sub-goals."""
-    env = make_env(env_id, render_size=size)
+def demo_waypoints(env_id: str, seed: int, size: int, stride: int, camera: str = "front") -> list[dict[str, np.ndarray]]:
+    """Every ``stride``-th observation of the expert's demonstration of ``seed`` (seen by ``camera``),
+    always ending on its last one, as the goal dicts ``rollout`` takes for sub-goals."""
+    env = make_env(env_id, render_size=size, cameras=(camera,))
     demo = rollout(env, ExpertPolicy(env), seed, record=True)
     env.close()
-    frames = [obs for obs, _ in demo["frames"][1:]]  # the observation after each expert step (front view)
+    frames = [obs for obs, _ in demo["frames"][1:]]  # the observation after each expert step
     picked = frames[stride - 1 :: stride]
     if not picked or picked[-1] is not frames[-1]:
         picked.append(frames[-1])
@@ -114,7 +114,8 @@ class GreedyOracle:
 def search_episode(env, featurize, actions: np.ndarray, seed: int, stride: int, per: int) -> dict:
     """One greedy episode (towards the goal image, or through demo waypoints when ``stride`` > 0, ``per``
     steps each); returns seed, success, final distance and steps."""
-    waypoints = demo_waypoints(env.spec.id, seed, env.unwrapped.render_size, stride) if stride > 0 else None
+    sim = env.unwrapped
+    waypoints = demo_waypoints(env.spec.id, seed, sim.render_size, stride, sim.cameras[0]) if stride > 0 else None
     out = rollout(env, GreedyOracle(env, featurize, actions), seed, subgoals=waypoints, subgoal_steps=per)
     return {"seed": seed, "success": out["success"], "final_distance": round(out["final_distance"], 4), "steps": out["steps"]}
 
@@ -149,7 +150,7 @@ def main() -> None:
         ap.error(f"{args.env} has no expert or goal layout this search knows; use one of the simjepa tasks")
     stride = args.stride if args.stride is not None else (0 if task == "reach" else 2)
     if stride > 0 and len(args.cameras) > 1:
-        ap.error("demo waypoints are front-view frames; use one camera with --stride > 0")
+        ap.error("demo waypoints are one camera's frames; use one camera with --stride > 0")
     try:
         featurize = make_featurizer(args.energy, args.encoder, args.random_init, args.render_size)
     except SimjepaError as err:

@@ -146,39 +146,62 @@ def make_expert(env: gym.Env) -> _Expert:
     return _EXPERTS[task](action_scale=np.asarray(env.unwrapped.action_scale, dtype=np.float64))
 
 
-def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple[str, ...] = ("front",)) -> list[dict]:
-    """Sub-goal observations (grasp, lift, place) from the expert's demonstration of ``seed``.
+SUBGOAL_NAMES = {"push": ("above", "behind", "pushed"), "pickplace": ("grasp", "lift", "place")}
 
-    Only PickPlace has phases: grasp = first observation with the cube held, lift = first held
-    observation with the cube 5 cm above the table, place = the first successful observation (or the
-    last one if the demonstration fails). Each is ``{"pixels", "state"}`` like ``info["goal"]``, plus
-    ``pixels_<name>`` for further ``cameras``.
+
+def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple[str, ...] = ("front",)) -> list[dict]:
+    """Sub-goal observations from the expert's demonstration of ``seed``, in the order to plan through.
+
+    One goal image cannot tell a greedy planner to move away from it first (go round the cube, lift it),
+    so the phased tasks are planned through frames of the demonstration, as V-JEPA 2-AC plans
+    pick-and-place through sub-goal images:
+
+    * Push (above, behind, pushed): above = the last observation of the approach, the closed gripper
+      at travel height over the spot behind the cube; behind = the first observation of the push,
+      lowered there; pushed = the first successful observation (or the last one if the demonstration
+      fails), which shows what the env's goal image shows.
+    * PickPlace (grasp, lift, place): grasp = first observation with the cube held, lift = first held
+      observation with the cube 5 cm above the table, place = the first successful observation (or the
+      last one).
+
+    Each is ``{"pixels", "state"}`` like ``info["goal"]``, plus ``pixels_<name>`` for further ``cameras``.
+    A phase the demonstration skips takes the next one's observation.
     """
     from envs import make_env
 
     env = make_env(env_id, render_size=render_size, cameras=cameras)
-    if getattr(env.unwrapped, "task", None) != "pickplace":
-        raise SimjepaError(f"demo_subgoals needs simjepa/PickPlace-v0 (phased task), got {env_id}")
+    task = getattr(env.unwrapped, "task", None)
+    if task not in SUBGOAL_NAMES:
+        raise SimjepaError(
+            f"demo_subgoals needs a phased task (simjepa/Push-v0 or simjepa/PickPlace-v0), got {env_id}"
+        )
+    first, second, last = SUBGOAL_NAMES[task]
     expert = make_expert(env)
     obs, info = env.reset(seed=seed)
     expert.reset()
     picked: dict[str, dict] = {}
     for _ in range(env.unwrapped.default_max_steps if env.spec is None else env.spec.max_episode_steps):
-        obs, _, term, trunc, info = env.step(expert.act(obs))
+        before = {k: v.copy() for k, v in obs.items()}
+        action = expert.act(obs)
+        if task == "push" and expert.phase in ("descend", "push"):
+            picked.setdefault("above", before)  # the expert stops travelling and starts to go down
+            if expert.phase == "push":
+                picked.setdefault("behind", before)
+        obs, _, term, trunc, info = env.step(action)
         s = obs["state"]
         snap = {k: v.copy() for k, v in obs.items()}
-        if "grasp" not in picked and expert.held(s):
-            picked["grasp"] = snap
-        if "grasp" in picked and "lift" not in picked and expert.held(s) and s[9] > scene.CUBE_HALF + 0.05:
-            picked["lift"] = snap
+        if task == "pickplace":
+            if "grasp" not in picked and expert.held(s):
+                picked["grasp"] = snap
+            if "grasp" in picked and "lift" not in picked and expert.held(s) and s[9] > scene.CUBE_HALF + 0.05:
+                picked["lift"] = snap
         if info["success"]:
-            picked["place"] = snap
+            picked[last] = snap
             break
         if term or trunc:
             break
     env.close()
-    last = {k: v.copy() for k, v in obs.items()}
-    picked.setdefault("place", last)
-    picked.setdefault("lift", picked["place"])
-    picked.setdefault("grasp", picked["lift"])
-    return [picked["grasp"], picked["lift"], picked["place"]]
+    picked.setdefault(last, {k: v.copy() for k, v in obs.items()})
+    picked.setdefault(second, picked[last])
+    picked.setdefault(first, picked[second])
+    return [picked[first], picked[second], picked[last]]

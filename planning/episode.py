@@ -12,18 +12,34 @@ from .errors import PlannerConfigError
 from .rollout import rollout
 from .video import compose_frame, write_video
 
-PICKPLACE = "simjepa/PickPlace-v0"
+PHASED_TASKS = ("simjepa/Push-v0", "simjepa/PickPlace-v0")
+# Steps spent on each sub-goal but the last (which keeps the rest of the episode), tuned per task on
+# seeds 500-509 (README "Closed-loop results"); other tasks split the episode evenly. The expert reaches
+# Push's above / behind sub-goals in 3-6 and 2 steps, so a longer budget only leaves the arm hovering
+# and cuts the push short: 10 steps each reached 6/10, 15 5/10, 20 (an even split) 3/10.
+SUBGOAL_STEPS = {"simjepa/Push-v0": 10}
 
 
 def load_subgoals(env_id: str, seed: int, render_size: int, cameras: tuple[str, ...] = ("front",)
                   ) -> list[dict[str, np.ndarray]] | None:
-    """Expert-demo sub-goals (grasp, lift, place) for PickPlace, seen by ``cameras``; None for tasks
-    planned in one go."""
-    if env_id != PICKPLACE:
+    """Expert-demo sub-goals, seen by ``cameras``: above / behind / pushed for Push, grasp / lift / place
+    for PickPlace (``envs.experts.demo_subgoals``); None for tasks planned in one go."""
+    if env_id not in PHASED_TASKS:
         return None
     from envs.experts import demo_subgoals
 
     return list(demo_subgoals(env_id, seed, render_size, cameras))
+
+
+def subgoal_steps(env_id: str, limit: int, n_goals: int, requested: int | None = None) -> int:
+    """Steps on each sub-goal but the last: ``requested``, else the task's tuned budget, never more than
+    an even split of the ``limit`` so every sub-goal gets its turn in a short episode."""
+    if requested is not None:
+        if requested < 1:
+            raise PlannerConfigError(f"--subgoal-steps {requested} must be >= 1")
+        return int(requested)
+    even = max(1, limit // n_goals)
+    return min(SUBGOAL_STEPS.get(env_id, even), even)
 
 
 def episode_video_frames(metrics: dict[str, Any]) -> list[np.ndarray]:
@@ -53,6 +69,7 @@ def plan_episode(
     render_size: int | None = None,
     subgoals: bool = True,
     subgoal_threshold: float | None = None,
+    subgoal_steps_per_goal: int | None = None,
     landscape: bool = False,
     progress: bool = True,
     agent: Agent | None = None,
@@ -60,6 +77,7 @@ def plan_episode(
     """Plan one episode with the world model ``model`` and write its video and metrics into ``out``.
 
     ``agent``: an already built agent to use instead of loading ``model`` (its config wins).
+    ``subgoal_steps_per_goal``: steps on each sub-goal but the last (default :func:`subgoal_steps`).
     ``render_size`` None renders at the model's input size: no resize, the frames the model saw in
     training when its data was collected at that size, and the cheapest render.
     """
@@ -77,7 +95,7 @@ def plan_episode(
     try:
         goals = load_subgoals(env_id, seed, render_size, agent.cameras) if subgoals else None
         limit = max_steps or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
-        sub_steps = max(1, limit // len(goals)) if goals else None
+        sub_steps = subgoal_steps(env_id, limit, len(goals), subgoal_steps_per_goal) if goals else None
         bar = None
         if progress:
             from tqdm import tqdm
@@ -105,6 +123,6 @@ def plan_episode(
     write_video(out / "episode.mp4", episode_video_frames(metrics))
     metrics.pop("frames")
     metrics.update(env=env_id, model=str(model), render_size=render_size, planner=agent.config.to_flat(),
-                   subgoals=0 if goals is None else len(goals))
+                   subgoals=0 if goals is None else len(goals), subgoal_steps=sub_steps)
     write_json(out / "metrics.json", metrics)
     return metrics

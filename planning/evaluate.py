@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from envs.atomic import write_json, write_text
-from .episode import load_subgoals
+from .episode import load_subgoals, subgoal_steps
 from .errors import PlannerConfigError
 
 POLICIES = ("planner", "random", "expert")
@@ -74,14 +74,15 @@ def _episode(seed: int) -> dict[str, Any]:
     goals = (load_subgoals(st["env_id"], seed, st["render_size"], st["cameras"])
              if st["policy"] == "planner" and st["subgoals"] else None)
     limit = st["max_steps"] or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
-    m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=max(1, limit // len(goals)) if goals else None)
+    per_goal = subgoal_steps(st["env_id"], limit, len(goals), st["subgoal_steps"]) if goals else None
+    m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=per_goal)
     energies = [e for e in m["energy"] if e is not None]
     config = getattr(policy, "config", None)
     return {
         "planner": config.to_flat() if hasattr(config, "to_flat") else None,
         "seed": seed, "success": m["success"], "final_distance": m["final_distance"],
         "initial_distance": m["initial_distance"], "steps": m["steps"], "seconds_per_action": m["seconds_per_action"],
-        "final_energy": energies[-1] if energies else None, "render_size": st["render_size"],
+        "final_energy": energies[-1] if energies else None, "render_size": st["render_size"], "subgoal_steps": per_goal,
     }
 
 
@@ -120,6 +121,7 @@ def evaluate(
     max_steps: int | None = None,
     render_size: int | None = None,
     subgoals: bool = True,
+    subgoal_steps_per_goal: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes (seeds ``seed_start ...``), in ``workers`` processes.
@@ -135,7 +137,7 @@ def evaluate(
     if policy not in POLICIES:
         raise PlannerConfigError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
     settings = dict(env_id=env_id, policy=policy, model=str(model), planner_overrides=planner_overrides or {},
-                    max_steps=max_steps, render_size=render_size, subgoals=subgoals)
+                    max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps=subgoal_steps_per_goal)
     seeds = list(range(seed_start, seed_start + episodes))
     workers = min(workers, episodes)
     if out is not None:

@@ -9,6 +9,7 @@ import envs
 from envs.errors import SimjepaError
 from envs.experts import demo_subgoals, make_expert
 from envs.proprio import advance_state, euler_to_mat, mat_to_euler
+from envs import scene
 from envs.scene import asset_path, build_scene_xml
 
 SIZE = 64
@@ -81,6 +82,26 @@ def test_demo_subgoals_follow_the_pick():
         assert g["pixels"].shape == (SIZE, SIZE, 3) and g["state"].shape == (16,)
     assert lift["state"][9] > grasp["state"][9] + 0.04  # cube lifted
     assert np.linalg.norm(place["state"][7:10] - place["state"][13:16]) < 0.05  # placed
+
+
+def test_demo_subgoals_lead_round_the_cube_for_push():
+    """Push's sub-goals: over the spot behind the cube, lowered there, then the pushed cube on the pad."""
+    from envs.experts import SAFE_Z
+
+    env = envs.make_env("simjepa/Push-v0", render_size=SIZE)
+    start = env.reset(seed=3)[0]["state"]
+    cube, target = start[7:9], start[13:15]
+    behind_spot = cube - (target - cube) / np.linalg.norm(target - cube) * (scene.CUBE_HALF + 0.02)
+    above, behind, pushed = demo_subgoals("simjepa/Push-v0", seed=3, render_size=SIZE)
+    for g in (above, behind, pushed):
+        assert g["pixels"].shape == (SIZE, SIZE, 3) and g["state"].shape == (16,)
+        assert g["state"][6] > 0.5  # the expert pushes with the gripper closed
+    assert np.linalg.norm(above["state"][:2] - behind_spot) < 0.02 and above["state"][2] > SAFE_Z - 0.02
+    assert np.linalg.norm(behind["state"][:2] - behind_spot) < 0.02 and behind["state"][2] < 0.05
+    assert np.allclose(behind["state"][7:9], cube, atol=0.01)  # not pushed yet
+    assert np.linalg.norm(pushed["state"][7:10] - pushed["state"][13:16]) < 0.05
+    with pytest.raises(SimjepaError, match="phased task"):
+        demo_subgoals("simjepa/Reach-v0", seed=0, render_size=SIZE)
 
 
 @pytest.mark.parametrize("bad", [np.full(7, np.nan), np.zeros(6), np.full(7, 1.01), [0, 0, 0, 0, 0, np.inf, 0], "x"])

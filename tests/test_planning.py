@@ -167,6 +167,18 @@ def test_subgoals_switch_after_step_budget():
     assert m["subgoal"] == [0, 0, 1, 1, 1, 1]
 
 
+def test_subgoal_budget_is_the_tasks_tuned_one_within_an_even_split():
+    from planning.episode import SUBGOAL_STEPS, subgoal_steps
+
+    push = SUBGOAL_STEPS["simjepa/Push-v0"]
+    assert subgoal_steps("simjepa/Push-v0", 60, 3) == push < 60 // 3
+    assert subgoal_steps("simjepa/Push-v0", 6, 3) == 2  # a short episode still visits every sub-goal
+    assert subgoal_steps("simjepa/PickPlace-v0", 80, 3) == 26  # untuned tasks split evenly
+    assert subgoal_steps("simjepa/Push-v0", 60, 3, requested=4) == 4
+    with pytest.raises(PlannerConfigError, match="subgoal-steps"):
+        subgoal_steps("simjepa/Push-v0", 60, 3, requested=0)
+
+
 def test_config_errors_are_one_line_simjepa_errors():
     with pytest.raises(PlannerConfigError, match="topk"):
         PlannerConfig.from_flat({"samples": 4, "topk": 8})

@@ -52,6 +52,20 @@ def test_plan_episode_writes_video_and_metrics(tiny_model, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 
+def test_push_plans_through_its_demo_subgoals_unless_told_not_to(tiny_model, tmp_path):
+    """Push, like PickPlace, is planned through the expert demo's sub-goals (above, behind, pushed),
+    the step budget split evenly between them; --no-subgoals plans towards the env's goal image."""
+    seen = {}
+    for flag in ("--subgoals", "--no-subgoals"):
+        out = tmp_path / flag
+        res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                               "--out", str(out), "--max-steps", "6", flag, "--quiet", *TINY_PLANNER])
+        assert res.exit_code == 0, res.output
+        seen[flag] = json.loads((out / "metrics.json").read_text())["subgoal"]
+    assert seen["--subgoals"] == [0, 0, 1, 1, 2, 2]
+    assert seen["--no-subgoals"] == [0] * 6
+
+
 def test_plan_episode_bad_input_is_one_line_exit_2(tiny_model, tmp_path, capsys):
     base = ["--env", "simjepa/Reach-v0", "--seed", "0", "--out", str(tmp_path / "x")]
     code, cap = run(simjepa_cli.plan_episode_main, [*base, "--model", str(tiny_model), "--samples", "4", "--topk", "8"], capsys)
