@@ -77,10 +77,10 @@ def _planner_options(fn):
         click.option("--render-size", type=click.IntRange(min=16), default=None,
                      help="Env render size in pixels (default: the model's input size; 256 for baselines)."),
         click.option("--subgoals/--no-subgoals", default=True, show_default=True,
-                     help="Push and PickPlace: plan through expert-demo sub-goals (Push: above, behind, pushed; "
-                          "PickPlace: grasp, lift, place)."),
+                     help="Push and PickPlace: plan through expert-demo sub-goals (Push: above, behind, goal; "
+                          "PickPlace: above, down, grasp, lift, place)."),
         click.option("--subgoal-steps", type=click.IntRange(min=1), default=None,
-                     help="Steps on each sub-goal but the last, which keeps the rest (default: Push 10, "
+                     help="Steps on each sub-goal but the last, which keeps the rest (default: Push and PickPlace 10, "
                           "otherwise an even split of the episode)."),
     ]
     for opt in reversed(opts):

@@ -146,7 +146,12 @@ def make_expert(env: gym.Env) -> _Expert:
     return _EXPERTS[task](action_scale=np.asarray(env.unwrapped.action_scale, dtype=np.float64))
 
 
-SUBGOAL_NAMES = {"push": ("above", "behind", "pushed"), "pickplace": ("grasp", "lift", "place")}
+SUBGOAL_NAMES = {"push": ("above", "behind", "goal"), "pickplace": ("above", "down", "grasp", "lift", "place")}
+# The expert phase whose first action marks a sub-goal: the observation just before it is taken.
+_PHASE_STARTS = {
+    "push": {"above": ("descend", "push"), "behind": ("push",)},
+    "pickplace": {"above": ("descend", "grasp"), "down": ("grasp",)},
+}
 
 
 def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple[str, ...] = ("front",)) -> list[dict]:
@@ -156,15 +161,18 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple
     so the phased tasks are planned through frames of the demonstration, as V-JEPA 2-AC plans
     pick-and-place through sub-goal images:
 
-    * Push (above, behind, pushed): above = the last observation of the approach, the closed gripper
+    * Push (above, behind, goal): above = the last observation of the approach, the closed gripper
       at travel height over the spot behind the cube; behind = the first observation of the push,
-      lowered there; pushed = the first successful observation (or the last one if the demonstration
-      fails), which shows what the env's goal image shows.
-    * PickPlace (grasp, lift, place): grasp = first observation with the cube held, lift = first held
-      observation with the cube 5 cm above the table, place = the first successful observation (or the
-      last one).
+      lowered there; goal = the env's own goal (``info["goal"]``: the cube on the pad centre). Not the
+      demonstration's last frame: the expert stops as soon as the cube is within the 5 cm of success,
+      so a planner aiming at that frame fails at the slightest miss (6/10 tuning seeds against 7/10).
+    * PickPlace (above, down, grasp, lift, place): above = the last observation of the approach, the
+      open gripper over the cube; down = lowered round it, still open; grasp = the first observation
+      with the cube held; lift = the first held one with the cube 5 cm above the table; place = the
+      first successful observation (or the last one if the demonstration fails).
 
-    Each is ``{"pixels", "state"}`` like ``info["goal"]``, plus ``pixels_<name>`` for further ``cameras``.
+    Each is ``{"pixels", "state"}`` like ``info["goal"]``, plus ``pixels_<name>`` for further ``cameras``;
+    ``state[6]`` is the demonstration's gripper closure there (a planner may hold the gripper to it).
     A phase the demonstration skips takes the next one's observation.
     """
     from envs import make_env
@@ -175,33 +183,32 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple
         raise SimjepaError(
             f"demo_subgoals needs a phased task (simjepa/Push-v0 or simjepa/PickPlace-v0), got {env_id}"
         )
-    first, second, last = SUBGOAL_NAMES[task]
+    names, starts = SUBGOAL_NAMES[task], _PHASE_STARTS[task]
     expert = make_expert(env)
     obs, info = env.reset(seed=seed)
     expert.reset()
-    picked: dict[str, dict] = {}
+    picked: dict[str, dict] = {"goal": info["goal"]} if task == "push" else {}
     for _ in range(env.unwrapped.default_max_steps if env.spec is None else env.spec.max_episode_steps):
         before = {k: v.copy() for k, v in obs.items()}
         action = expert.act(obs)
-        if task == "push" and expert.phase in ("descend", "push"):
-            picked.setdefault("above", before)  # the expert stops travelling and starts to go down
-            if expert.phase == "push":
-                picked.setdefault("behind", before)
+        for name, phases in starts.items():
+            if expert.phase in phases:
+                picked.setdefault(name, before)
         obs, _, term, trunc, info = env.step(action)
         s = obs["state"]
         snap = {k: v.copy() for k, v in obs.items()}
         if task == "pickplace":
-            if "grasp" not in picked and expert.held(s):
-                picked["grasp"] = snap
-            if "grasp" in picked and "lift" not in picked and expert.held(s) and s[9] > scene.CUBE_HALF + 0.05:
-                picked["lift"] = snap
+            if expert.held(s):
+                picked.setdefault("grasp", snap)
+                if s[9] > scene.CUBE_HALF + 0.05:
+                    picked.setdefault("lift", snap)
         if info["success"]:
-            picked[last] = snap
+            picked.setdefault(names[-1], snap)
             break
         if term or trunc:
             break
     env.close()
-    picked.setdefault(last, {k: v.copy() for k, v in obs.items()})
-    picked.setdefault(second, picked[last])
-    picked.setdefault(first, picked[second])
-    return [picked[first], picked[second], picked[last]]
+    picked.setdefault(names[-1], {k: v.copy() for k, v in obs.items()})
+    for earlier, later in zip(reversed(names[:-1]), reversed(names[1:])):
+        picked.setdefault(earlier, picked[later])
+    return [picked[n] for n in names]

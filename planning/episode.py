@@ -16,14 +16,18 @@ PHASED_TASKS = ("simjepa/Push-v0", "simjepa/PickPlace-v0")
 # Steps spent on each sub-goal but the last (which keeps the rest of the episode), tuned per task on
 # seeds 500-509 (README "Closed-loop results"); other tasks split the episode evenly. The expert reaches
 # Push's above / behind sub-goals in 3-6 and 2 steps, so a longer budget only leaves the arm hovering
-# and cuts the push short: 10 steps each reached 6/10, 15 5/10, 20 (an even split) 3/10.
-SUBGOAL_STEPS = {"simjepa/Push-v0": 10}
+# and cuts the push short. Measured with the demo's last frame as the final sub-goal: 7 steps each
+# reached 2 of 9 seeds (stopped early), 10 6/10, 15 5/10, 20 (an even split) 3/10; with the env's goal
+# image last, 10 reached 7/10.
+# PickPlace's five sub-goals (above, down, grasp, lift, place) take the same 10 steps each; the place
+# sub-goal keeps the remaining 40.
+SUBGOAL_STEPS = {"simjepa/Push-v0": 10, "simjepa/PickPlace-v0": 10}
 
 
 def load_subgoals(env_id: str, seed: int, render_size: int, cameras: tuple[str, ...] = ("front",)
                   ) -> list[dict[str, np.ndarray]] | None:
-    """Expert-demo sub-goals, seen by ``cameras``: above / behind / pushed for Push, grasp / lift / place
-    for PickPlace (``envs.experts.demo_subgoals``); None for tasks planned in one go."""
+    """Expert-demo sub-goals, seen by ``cameras``: above / behind / goal for Push, above / down / grasp /
+    lift / place for PickPlace (``envs.experts.demo_subgoals``); None for tasks planned in one go."""
     if env_id not in PHASED_TASKS:
         return None
     from envs.experts import demo_subgoals

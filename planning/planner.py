@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cem import CEMConfig, CEMResult, cem
+from .cem import GRIPPER_DIM, CEMConfig, CEMResult, cem
 from .energy import EnergyConfig, energy
-from .errors import PlannerConfigError
+from .errors import InvalidObservationError, PlannerConfigError
 from .imagine import Context, imagine
 from .protocols import Predictor, StateAdvancer
 
@@ -32,6 +32,11 @@ class PlannerConfig:
     ``compile``: ``torch.compile`` the predictor's cached rollout step for large searches (~25%
     faster after a one-off compile of 15-30 s; searches under ``COMPILE_MIN_NUMEL`` activations per
     step, e.g. <= 250 samples at the default size, stay eager; falls back to eager if compiling fails).
+    ``gripper_from_goal``: do not search the gripper; hold its command at the goal's own gripper state
+    (closed where ``goal_state[6] > -0.5``, else open). The small default encoder barely sees the
+    fingers, so a searched gripper wanders with the sampling noise (on PickPlace it closed on top of
+    the cube before the arm was down); with demo sub-goals the gripper then follows the demonstration
+    while the energy plans the arm. Needs the goal's state.
     """
 
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -42,6 +47,7 @@ class PlannerConfig:
     autocast: bool = True
     reference: bool = False
     compile: bool = True
+    gripper_from_goal: bool = False
 
     def validate(self) -> None:
         self.cem.validate()
@@ -158,5 +164,13 @@ class LatentPlanner:
             calls += actions.shape[1] * len(contexts)  # imagine() makes one batched predictor call per horizon step
             return self.score_views(contexts, goals, goal_state, actions)
 
-        res = cem(score, action_dim, self.config.cem, init_mean=init_mean, generator=generator)
+        cem_config = self.config.cem
+        if self.config.gripper_from_goal and action_dim > GRIPPER_DIM:
+            if goal_state is None:
+                raise InvalidObservationError("gripper_from_goal needs the goal's state (goal['state'] with the "
+                                              "gripper closure at index 6); pass the env's goal dict")
+            init_mean = torch.zeros(cem_config.horizon, action_dim) if init_mean is None else init_mean.clone()
+            init_mean[:, GRIPPER_DIM] = 1.0 if float(goal_state[GRIPPER_DIM]) > -0.5 else -1.0
+            cem_config = dataclasses.replace(cem_config, gripper_init_std=0.0)
+        res = cem(score, action_dim, cem_config, init_mean=init_mean, generator=generator)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)

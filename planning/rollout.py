@@ -42,7 +42,7 @@ def rollout(
 ) -> dict[str, Any]:
     """Run one episode of ``agent`` (anything with ``act(obs, goal)``) in ``env`` from ``reset(seed)``.
 
-    ``subgoals``: goal dicts planned through in order (e.g. grasp, lift, place from an expert demo);
+    ``subgoals``: goal dicts planned through in order (e.g. an expert demo's, `envs.experts.demo_subgoals`);
     the agent moves to the next one when its plan energy falls under ``subgoal_threshold`` or after
     ``subgoal_steps`` steps on the current one. Success and distance always come from the env's own
     goal. Returns ``success`` (reached at any step; the episode stops there when ``stop_on_success``),

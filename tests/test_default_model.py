@@ -56,3 +56,6 @@ def test_shipped_planner_defaults_are_the_ship_script_ones_and_reach_gets_its_ow
     assert (on_push.samples, on_push.iterations) == (planner["samples"], planner["iterations"])
     # Push holds the gripper at its initial command (the search never opens it against the cube).
     assert on_push.gripper_init_std == 0.0 and on_reach.gripper_init_std > 0
+    # PickPlace holds it at each sub-goal's own gripper state.
+    on_pick = Agent.from_pretrained("default", env_id="simjepa/PickPlace-v0").config
+    assert on_pick.gripper_from_goal and not Agent.from_pretrained("default", env_id="simjepa/Push-v0").config.gripper_from_goal

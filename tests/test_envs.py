@@ -77,29 +77,35 @@ def test_expert_succeeds(env_id, seeds):
 
 
 def test_demo_subgoals_follow_the_pick():
-    grasp, lift, place = demo_subgoals("simjepa/PickPlace-v0", seed=0, render_size=SIZE)
-    for g in (grasp, lift, place):
+    above, down, grasp, lift, place = demo_subgoals("simjepa/PickPlace-v0", seed=0, render_size=SIZE)
+    for g in (above, down, grasp, lift, place):
         assert g["pixels"].shape == (SIZE, SIZE, 3) and g["state"].shape == (16,)
+    for g in (above, down):  # open, over the untouched cube, then lowered round it
+        assert g["state"][6] < -0.9 and np.linalg.norm(g["state"][:2] - g["state"][7:9]) < 0.02
+        assert abs(g["state"][9] - scene.CUBE_HALF) < 0.003
+    assert above["state"][2] > down["state"][2] + 0.05 and down["state"][2] < 0.04
+    assert grasp["state"][6] > -0.5 and lift["state"][6] > -0.5  # closed on the cube
     assert lift["state"][9] > grasp["state"][9] + 0.04  # cube lifted
     assert np.linalg.norm(place["state"][7:10] - place["state"][13:16]) < 0.05  # placed
 
 
 def test_demo_subgoals_lead_round_the_cube_for_push():
-    """Push's sub-goals: over the spot behind the cube, lowered there, then the pushed cube on the pad."""
+    """Push's sub-goals: over the spot behind the cube, lowered there, then the env's goal image."""
     from envs.experts import SAFE_Z
 
     env = envs.make_env("simjepa/Push-v0", render_size=SIZE)
     start = env.reset(seed=3)[0]["state"]
     cube, target = start[7:9], start[13:15]
     behind_spot = cube - (target - cube) / np.linalg.norm(target - cube) * (scene.CUBE_HALF + 0.02)
-    above, behind, pushed = demo_subgoals("simjepa/Push-v0", seed=3, render_size=SIZE)
-    for g in (above, behind, pushed):
+    above, behind, goal = demo_subgoals("simjepa/Push-v0", seed=3, render_size=SIZE)
+    for g in (above, behind, goal):
         assert g["pixels"].shape == (SIZE, SIZE, 3) and g["state"].shape == (16,)
         assert g["state"][6] > 0.5  # the expert pushes with the gripper closed
     assert np.linalg.norm(above["state"][:2] - behind_spot) < 0.02 and above["state"][2] > SAFE_Z - 0.02
     assert np.linalg.norm(behind["state"][:2] - behind_spot) < 0.02 and behind["state"][2] < 0.05
     assert np.allclose(behind["state"][7:9], cube, atol=0.01)  # not pushed yet
-    assert np.linalg.norm(pushed["state"][7:10] - pushed["state"][13:16]) < 0.05
+    env_goal = env.reset(seed=3)[1]["goal"]  # the last one is the env's own goal: the cube on the pad centre
+    assert np.array_equal(goal["pixels"], env_goal["pixels"]) and np.array_equal(goal["state"], env_goal["state"])
     with pytest.raises(SimjepaError, match="phased task"):
         demo_subgoals("simjepa/Reach-v0", seed=0, render_size=SIZE)
 

@@ -167,13 +167,32 @@ def test_subgoals_switch_after_step_budget():
     assert m["subgoal"] == [0, 0, 1, 1, 1, 1]
 
 
+def test_gripper_from_goal_holds_the_goals_gripper_instead_of_searching_it():
+    world = ToyWorldModel()
+    z = world.encode(world.render(np.zeros(7))[None])  # [1, N, D]
+    goal = normalize_reps(world.encode(world.render(np.array([0.05, 0, 0, 0, 0, 0, 0]))[None])[0])
+    ctx = Context(z, torch.zeros(1, 7), torch.zeros(0, 7))
+    cfg = PlannerConfig.from_flat(world.planner, SMALL, {"gripper_from_goal": True})
+    planner = LatentPlanner(world.predictor, lambda s, a: toy_advance_state(s, a, world.action_scale), cfg)
+    for closure, command in ((-1.0, -1.0), (0.05, 1.0), (1.0, 1.0)):  # open; closed on a cube; shut
+        goal_state = torch.tensor([0.05, 0, 0, 0, 0, 0, closure])
+        res = planner.plan(ctx, goal, 7, goal_state, init_mean=torch.full((cfg.cem.horizon, 7), 0.3))
+        assert np.all(res.actions[:, 6] == command) and torch.all(res.cem.std[:, 6] == 0)
+        assert res.actions[0, 0] > 0.3  # the arm is still planned towards the goal
+    searched = LatentPlanner(world.predictor, None, PlannerConfig.from_flat(world.planner, SMALL))
+    assert float(searched.plan(ctx, goal, 7).cem.std[:, 6].max()) > 0  # without it the gripper is sampled
+    with pytest.raises(InvalidObservationError, match="goal's state"):
+        planner.plan(ctx, goal, 7)
+
+
 def test_subgoal_budget_is_the_tasks_tuned_one_within_an_even_split():
     from planning.episode import SUBGOAL_STEPS, subgoal_steps
 
     push = SUBGOAL_STEPS["simjepa/Push-v0"]
     assert subgoal_steps("simjepa/Push-v0", 60, 3) == push < 60 // 3
     assert subgoal_steps("simjepa/Push-v0", 6, 3) == 2  # a short episode still visits every sub-goal
-    assert subgoal_steps("simjepa/PickPlace-v0", 80, 3) == 26  # untuned tasks split evenly
+    assert subgoal_steps("simjepa/PickPlace-v0", 80, 5) == SUBGOAL_STEPS["simjepa/PickPlace-v0"] == 10
+    assert subgoal_steps("Pusher-v5", 100, 4) == 25  # untuned tasks split evenly
     assert subgoal_steps("simjepa/Push-v0", 60, 3, requested=4) == 4
     with pytest.raises(PlannerConfigError, match="subgoal-steps"):
         subgoal_steps("simjepa/Push-v0", 60, 3, requested=0)

@@ -53,7 +53,7 @@ def test_plan_episode_writes_video_and_metrics(tiny_model, tmp_path):
 
 
 def test_push_plans_through_its_demo_subgoals_unless_told_not_to(tiny_model, tmp_path):
-    """Push, like PickPlace, is planned through the expert demo's sub-goals (above, behind, pushed),
+    """Push, like PickPlace, is planned through the expert demo's sub-goals (above, behind, goal),
     the step budget split evenly between them; --no-subgoals plans towards the env's goal image."""
     seen = {}
     for flag in ("--subgoals", "--no-subgoals"):
