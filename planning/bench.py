@@ -206,9 +206,10 @@ def flops_per_action(wm, scene: Scene, settings: dict[str, Any] | None) -> float
 
     ctx = Context(obs_feats[None], torch.from_numpy(np.asarray(scene.obs["state"][: agent.state_dim])).float()[None],
                   torch.zeros(0, agent.action_dim))
+    goal_state = torch.from_numpy(np.asarray(scene.goal["state"][: agent.state_dim], dtype=np.float32))  # gripper_from_goal reads it
     counter = FlopCounterMode(display=False)
     with counter:
-        agent.planner.plan(ctx, goal, agent.action_dim, None, None, torch.Generator().manual_seed(0))
+        agent.planner.plan(ctx, goal, agent.action_dim, goal_state, None, torch.Generator().manual_seed(0))
     iters = make_agent(wm, scene, settings).config.cem.iterations
     return float(counter.get_total_flops()) * iters
 

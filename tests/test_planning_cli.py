@@ -66,6 +66,24 @@ def test_push_plans_through_its_demo_subgoals_unless_told_not_to(tiny_model, tmp
     assert seen["--no-subgoals"] == [0] * 6
 
 
+def test_a_model_holding_the_gripper_from_the_goal_plans_and_benches_pickplace(tiny_model, tmp_path):
+    """gripper_from_goal recorded for PickPlace: plan-episode plans through the five sub-goals with it
+    (each needs the sub-goal's state) and the bench's FLOP count passes the goal state along."""
+    from planning.bench import Scene, flops_per_action
+    from world_model.bundle import load_world_model, with_planner_defaults
+
+    tuned = tmp_path / "tuned.pt"
+    with_planner_defaults(tiny_model, tuned, {"per_env": {"simjepa/PickPlace-v0": {"gripper_from_goal": True}}})
+    assert flops_per_action(load_world_model(tuned), Scene("simjepa/PickPlace-v0", 64), {"samples": 8, "topk": 2}) > 0
+    out = tmp_path / "pp"
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/PickPlace-v0", "--seed", "0", "--model", str(tuned),
+                                                           "--out", str(out), "--max-steps", "5", "--subgoal-steps", "1",
+                                                           "--quiet", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["subgoal"] == [0, 1, 2, 3, 4] and metrics["planner"]["gripper_from_goal"]
+
+
 def test_plan_episode_bad_input_is_one_line_exit_2(tiny_model, tmp_path, capsys):
     base = ["--env", "simjepa/Reach-v0", "--seed", "0", "--out", str(tmp_path / "x")]
     code, cap = run(simjepa_cli.plan_episode_main, [*base, "--model", str(tiny_model), "--samples", "4", "--topk", "8"], capsys)
