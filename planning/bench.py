@@ -200,12 +200,8 @@ def flops_per_action(wm, scene: Scene, settings: dict[str, Any] | None) -> float
     from torch.utils.flop_counter import FlopCounterMode
 
     agent = make_agent(wm, scene, settings, {"iterations": 1})
-    obs_feats = agent.encode(scene.obs["pixels"])  # encoder FLOPs stay outside the count
+    ctx = _context(agent, scene)  # encoder FLOPs stay outside the count
     goal = agent.goal_features(scene.goal["pixels"])
-    from .imagine import Context
-
-    ctx = Context(obs_feats[None], torch.from_numpy(np.asarray(scene.obs["state"][: agent.state_dim])).float()[None],
-                  torch.zeros(0, agent.action_dim))
     goal_state = torch.from_numpy(np.asarray(scene.goal["state"][: agent.state_dim], dtype=np.float32))  # gripper_from_goal reads it
     counter = FlopCounterMode(display=False)
     with counter:

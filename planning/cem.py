@@ -79,12 +79,17 @@ def frozen_dims(action_dim: int, translation_only: bool) -> list[int]:
     return list(ROTATION_DIMS) if translation_only and action_dim == 7 else []
 
 
+def gripper_dims(action_dim: int) -> list[int]:
+    """The gripper command's dim of the 7-D V-JEPA 2-AC action (other action spaces have none)."""
+    return [GRIPPER_DIM] if action_dim == 7 else []
+
+
 def shift_plan(plan: torch.Tensor) -> torch.Tensor:
     """Warm start for the next MPC step: drop the executed action, repeat the gripper, zero the motion."""
     nxt = torch.zeros_like(plan)
     nxt[:-1] = plan[1:]
-    if plan.shape[-1] == 7:
-        nxt[-1, GRIPPER_DIM] = plan[-1, GRIPPER_DIM]
+    g = gripper_dims(plan.shape[-1])
+    nxt[-1, g] = plan[-1, g]
     return nxt
 
 
@@ -105,7 +110,7 @@ def cem(
     if generator is None:
         generator = torch.Generator().manual_seed(int(config.seed))
     frozen = frozen_dims(a, config.translation_only)
-    gripper = [GRIPPER_DIM] if a == 7 else []
+    gripper = gripper_dims(a)
     is_gripper = torch.zeros(a, dtype=torch.bool)
     is_gripper[gripper] = True
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cem import GRIPPER_DIM, CEMConfig, CEMResult, cem
+from .cem import CEMConfig, CEMResult, cem, gripper_dims
 from .energy import EnergyConfig, energy
 from .errors import InvalidObservationError, PlannerConfigError
 from .imagine import Context, imagine
@@ -165,12 +165,13 @@ class LatentPlanner:
             return self.score_views(contexts, goals, goal_state, actions)
 
         cem_config = self.config.cem
-        if self.config.gripper_from_goal and action_dim > GRIPPER_DIM:
+        gripper = gripper_dims(action_dim)
+        if self.config.gripper_from_goal and gripper:
             if goal_state is None:
                 raise InvalidObservationError("gripper_from_goal needs the goal's state (goal['state'] with the "
                                               "gripper closure at index 6); pass the env's goal dict")
             init_mean = torch.zeros(cem_config.horizon, action_dim) if init_mean is None else init_mean.clone()
-            init_mean[:, GRIPPER_DIM] = 1.0 if float(goal_state[GRIPPER_DIM]) > -0.5 else -1.0
+            init_mean[:, gripper] = 1.0 if float(goal_state[gripper[0]]) > -0.5 else -1.0
             cem_config = dataclasses.replace(cem_config, gripper_init_std=0.0)
         res = cem(score, action_dim, cem_config, init_mean=init_mean, generator=generator)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)
