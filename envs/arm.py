@@ -34,8 +34,8 @@ MIN_RENDER, MAX_RENDER = 16, 1024
 # pulls towards it, and it seeds the start and goal poses.
 REST_QPOS = np.array([0.0, 0.45, 0.0, -2.25, 0.0, 2.7, 0.0])
 # Where the TCP may be commanded: metres (world) and radians (Euler xyz).
-WORKSPACE_LOW = np.array([-0.22, -0.3, 0.022, -0.6, -0.6, -1.6])
-WORKSPACE_HIGH = np.array([0.3, 0.3, 0.42, 0.6, 0.6, 1.6])
+WORKSPACE_LOW = np.array([-0.22, -0.3, 0.022, -0.6, -0.6, -scene.YAW_LIMIT])
+WORKSPACE_HIGH = np.array([0.3, 0.3, 0.42, 0.6, 0.6, scene.YAW_LIMIT])
 # Franka Panda joint velocity limits (rad/s). One control step may move each servo target at most
 # this far (times CONTROL_DT): near the workspace edge the arm is stretched to its joint limits, where
 # damped least squares returns joint jumps of several radians; stiff servos executing such a jump in

@@ -53,7 +53,14 @@ class ReachExpert(_Expert):
 
 
 class PushExpert(_Expert):
-    """Get behind the cube on the cube-target line at cube height, then push along the line."""
+    """Get behind the cube on the cube-target line at cube height, then push along the line.
+
+    The hand is turned so the fingers spread across the push (``scene.pusher_yaw``) before it goes
+    down behind the cube, and the gripper is held half closed: both pads meet the cube's back face,
+    4 cm apart, whatever the push direction, a front wide enough to push straight after a small miss.
+    """
+
+    grip = scene.PUSHER_GRIP
 
     def act(self, obs: dict) -> np.ndarray:
         s = np.asarray(obs["state"], dtype=np.float64)
@@ -62,8 +69,9 @@ class PushExpert(_Expert):
         dist = float(np.linalg.norm(d))
         if dist < 0.008:
             self.phase = "done"
-            return self._move(s, ee, 0.0, 1.0)
+            return self._move(s, ee, s[5], self.grip)
         u = d / dist
+        yaw = scene.pusher_yaw(u, float(s[5]))
         behind = cube[:2] - u * (scene.CUBE_HALF + 0.02)
         r = ee[:2] - cube[:2]
         along = float(r @ u)
@@ -74,15 +82,15 @@ class PushExpert(_Expert):
             # Aim at the spot behind the cube, advanced by up to one step: moves the cube along the
             # line and steers the pusher back onto the line as the cube turns.
             goal_xy = behind + u * min(dist, 0.03)
-            return self._move(s, [goal_xy[0], goal_xy[1], low], 0.0, 1.0)
-        if np.linalg.norm(ee[:2] - behind) > 0.012:
-            self.phase = "approach"
+            return self._move(s, [goal_xy[0], goal_xy[1], low], yaw, self.grip)
+        if np.linalg.norm(ee[:2] - behind) > 0.012 or abs(yaw - s[5]) > 0.1:
+            self.phase = "approach"  # includes turning the hand over the spot before going down
             if ee[2] < SAFE_Z - 0.03 and np.linalg.norm(r) < 0.08:
-                return self._move(s, [ee[0], ee[1], SAFE_Z], 0.0, 1.0)  # clear the cube first
+                return self._move(s, [ee[0], ee[1], SAFE_Z], yaw, self.grip)  # clear the cube first
             z = SAFE_Z if np.linalg.norm(r) < 0.08 or ee[2] > low + 0.01 else low
-            return self._move(s, [behind[0], behind[1], max(z, low)], 0.0, 1.0)
+            return self._move(s, [behind[0], behind[1], max(z, low)], yaw, self.grip)
         self.phase = "descend"
-        return self._move(s, [behind[0], behind[1], low], 0.0, 1.0)
+        return self._move(s, [behind[0], behind[1], low], yaw, self.grip)
 
 
 class PickPlaceExpert(_Expert):
@@ -161,8 +169,8 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple
     so the phased tasks are planned through frames of the demonstration, as V-JEPA 2-AC plans
     pick-and-place through sub-goal images:
 
-    * Push (above, behind, goal): above = the last observation of the approach, the closed gripper
-      at travel height over the spot behind the cube; behind = the first observation of the push,
+    * Push (above, behind, goal): above = the last observation of the approach, the half-closed
+      gripper at travel height over the spot behind the cube, turned across the push; behind = the first observation of the push,
       lowered there; goal = the env's own goal (``info["goal"]``: the cube on the pad centre). Not the
       demonstration's last frame: the expert stops as soon as the cube is within the 5 cm of success,
       so a planner aiming at that frame fails at the slightest miss (6/10 tuning seeds against 7/10).

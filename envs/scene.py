@@ -36,6 +36,26 @@ SIDE_CAMERA_TARGET = np.array([0.0, 0.0, 0.15])
 CAMERAS = ("front", "side")  # names accepted by the envs' ``cameras`` option
 
 
+YAW_LIMIT = 1.6  # rad; the hand may be commanded to yaw in [-YAW_LIMIT, YAW_LIMIT] (envs.arm.WORKSPACE_*)
+
+
+PUSHER_GRIP = 0.0  # gripper command Push is pushed with: half closed, the pads 4 cm apart (+1 leaves one 2.8 cm front)
+
+
+def pusher_yaw(direction_xy: np.ndarray, current: float = 0.0) -> float:
+    """Hand yaw that spreads the fingers across a push along ``direction_xy``.
+
+    At yaw 0 the fingers close along world y, so pushing along x meets the cube with both pads 4-7 cm
+    apart, but pushing along y meets it with one pad's 2.2 cm edge, which turns the cube off the
+    line at the slightest lateral miss. The fingers look the same turned by pi, so of the equivalent
+    yaws within the hand's range the one nearest ``current`` is taken: no half-turn when the push
+    direction drifts across +-90 degrees mid-push, and from yaw 0 the one in [-pi/2, pi/2].
+    """
+    phi = float(np.arctan2(direction_xy[1], direction_xy[0]))
+    options = [phi + k * np.pi for k in (-2, -1, 0, 1, 2) if abs(phi + k * np.pi) <= YAW_LIMIT]
+    return float(min(options, key=lambda y: abs(y - current)))
+
+
 def pixels_key(cameras: tuple[str, ...] | list[str], index: int) -> str:
     """Observation key of camera ``cameras[index]``: ``pixels`` for the first, ``pixels_<name>`` after.
 

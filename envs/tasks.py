@@ -34,6 +34,8 @@ the goal configuration with the same cameras; the sim is restored afterwards.
 
 ## Version history
 * v0: initial release. Later added, with the default rendering unchanged: the ``cameras`` option.
+  Changed: Push's goal image shows the half-closed hand turned across the push (was: closed, yaw 0),
+  the pose its expert now pushes in.
 """
 from __future__ import annotations
 
@@ -164,8 +166,9 @@ class PushEnv(_CubeTask):
     target 0.1-0.2 m from the cube in a uniformly random direction, inside the workspace.
 
     ## Goal image
-    Cube on the target, the gripper closed just behind it (on the side it was pushed from), TCP at
-    cube height: where a push ends.
+    Cube on the target, the gripper half closed just behind it (on the side it was pushed from), TCP
+    at cube height, the hand turned so the fingers spread across the push direction
+    (``scene.pusher_yaw``): where :class:`envs.experts.PushExpert`'s push ends.
 
     ## Success
     ``distance`` = |cube centre - target| (m); ``success`` when below 0.05 m.
@@ -179,13 +182,14 @@ class PushEnv(_CubeTask):
 
     def _sample_task(self, rng: np.random.Generator) -> None:
         self._sample_layout(rng, 0.1, 0.2)
+        mujoco.mj_forward(self.model, self.data)  # body positions follow qpos only after a forward pass
         self._push_from = self.cube_pose()[0][:2]
 
     def _goal_configuration(self) -> None:
         d = self.target_xy - self._push_from
         d /= np.linalg.norm(d)
-        behind = self.target_xy - d * (scene.CUBE_HALF + 0.02)  # where PushExpert stops
-        self.set_arm_pose([behind[0], behind[1], scene.CUBE_HALF], NEUTRAL_EULER, gripper=1.0)
+        behind = self.target_xy - d * (scene.CUBE_HALF + 0.02)  # where PushExpert stops, posed as it pushes
+        self.set_arm_pose([behind[0], behind[1], scene.CUBE_HALF], [0.0, 0.0, scene.pusher_yaw(d)], gripper=scene.PUSHER_GRIP)
         self._place_cube(self.target_xy, 0.0)
         mujoco.mj_forward(self.model, self.data)
 

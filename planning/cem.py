@@ -19,6 +19,7 @@ import torch
 from .errors import PlannerConfigError
 
 ROTATION_DIMS = (3, 4, 5)  # droll, dpitch, dyaw of the 7-D V-JEPA 2-AC action
+YAW_DIM = 5
 GRIPPER_DIM = 6
 
 
@@ -75,7 +76,8 @@ class CEMResult:
 
 
 def frozen_dims(action_dim: int, translation_only: bool) -> list[int]:
-    """Dims held at 0: rotation for the 7-D V-JEPA 2-AC action (other action spaces search everything)."""
+    """Dims not searched: rotation for the 7-D V-JEPA 2-AC action (other action spaces search everything).
+    They are held at the initial mean's values: 0, unless a caller plans them otherwise (``yaw_from_goal``)."""
     return list(ROTATION_DIMS) if translation_only and action_dim == 7 else []
 
 
@@ -115,8 +117,7 @@ def cem(
     is_gripper[gripper] = True
 
     mean = torch.zeros(h, a) if init_mean is None else init_mean.detach().float().clone().reshape(h, a)
-    mean = mean.clamp(config.action_low, config.action_high)
-    mean[:, frozen] = 0.0
+    mean = mean.clamp(config.action_low, config.action_high)  # frozen dims stay at init_mean (0 without one)
     std = torch.full((h, a), float(config.init_std))
     std[:, gripper] = float(config.gripper_init_std)
     std[:, frozen] = 0.0
@@ -130,7 +131,7 @@ def cem(
         cand = mean + std * noise
         cand[0] = mean  # the current mean is always scored
         cand = cand.clamp(config.action_low, config.action_high)
-        cand[..., frozen] = 0.0
+        cand[..., frozen] = mean[:, frozen]
         e = score(cand).float()  # [S]
         if e.shape != (s,):
             raise ValueError(f"score returned shape {tuple(e.shape)}, expected ({s},)")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cem import CEMConfig, CEMResult, cem, gripper_dims
+from .cem import YAW_DIM, CEMConfig, CEMResult, cem, gripper_dims
 from .energy import EnergyConfig, energy
 from .errors import InvalidObservationError, PlannerConfigError
 from .imagine import Context, imagine
@@ -37,6 +37,11 @@ class PlannerConfig:
     fingers, so a searched gripper wanders with the sampling noise (on PickPlace it closed on top of
     the cube before the arm was down); with demo sub-goals the gripper then follows the demonstration
     while the energy plans the arm. Needs the goal's state.
+    ``yaw_from_goal``: turn the hand towards the goal's yaw (``goal_state[5]``) at up to full rate
+    instead of holding rotation at 0 (rotation stays out of the search either way). Push sub-goals
+    show the hand turned so the fingers spread across the push (``envs.scene.pusher_yaw``); at yaw 0
+    a push along y meets the cube with one finger's edge and turns it off the line. Needs the goal's
+    state and the kinematic model (the agent's ``action_scale``) for the yaw one action turns.
     """
 
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -48,6 +53,7 @@ class PlannerConfig:
     reference: bool = False
     compile: bool = True
     gripper_from_goal: bool = False
+    yaw_from_goal: bool = False
 
     def validate(self) -> None:
         self.cem.validate()
@@ -55,6 +61,8 @@ class PlannerConfig:
             raise PlannerConfigError(f"energy metric {self.energy.metric!r} is unknown; use 'l1' or 'l2'")
         if self.energy.state_weight < 0:
             raise PlannerConfigError(f"state_weight={self.energy.state_weight} must be >= 0")
+        if self.yaw_from_goal and not self.cem.translation_only:
+            raise PlannerConfigError("yaw_from_goal plans the rotation itself; it needs translation_only=True")
         if self.context_frames < 1:
             raise PlannerConfigError(f"context_frames={self.context_frames} must be >= 1")
         if not 1 <= self.execute_steps <= self.cem.horizon:
@@ -173,5 +181,29 @@ class LatentPlanner:
             init_mean = torch.zeros(cem_config.horizon, action_dim) if init_mean is None else init_mean.clone()
             init_mean[:, gripper] = 1.0 if float(goal_state[gripper[0]]) > -0.5 else -1.0
             cem_config = dataclasses.replace(cem_config, gripper_init_std=0.0)
+        if self.config.yaw_from_goal and action_dim == 7:
+            init_mean = torch.zeros(cem_config.horizon, action_dim) if init_mean is None else init_mean.clone()
+            init_mean[:, YAW_DIM] = self._turn_to_goal_yaw(contexts[0].states[-1], goal_state, cem_config)
         res = cem(score, action_dim, cem_config, init_mean=init_mean, generator=generator)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)
+
+    def _turn_to_goal_yaw(self, state: torch.Tensor, goal_state: torch.Tensor | None, cem_config: CEMConfig) -> torch.Tensor:
+        """dyaw actions ``[H]`` that turn from ``state``'s yaw to the goal's, as fast as the action bounds allow."""
+        if goal_state is None:
+            raise InvalidObservationError("yaw_from_goal needs the goal's state (goal['state'] with the yaw at "
+                                          "index 5); pass the env's goal dict")
+        if self.advance is None:
+            raise PlannerConfigError("yaw_from_goal needs the kinematic model: give the agent the env's action_scale "
+                                     "(agent.reset(action_scale=env.unwrapped.action_scale))")
+        start = state.detach().cpu().numpy().astype(np.float64)
+        unit = np.zeros((1, 7))
+        unit[0, YAW_DIM] = 1.0
+        rate = float(np.asarray(self.advance(start[None], unit))[0, YAW_DIM] - start[YAW_DIM])  # rad per unit dyaw
+        if rate <= 0:
+            raise PlannerConfigError(f"yaw_from_goal: the kinematic model turns {rate} rad per unit dyaw; expected > 0")
+        left = float(goal_state[YAW_DIM]) - float(start[YAW_DIM])
+        out = torch.zeros(cem_config.horizon)
+        for k in range(cem_config.horizon):
+            out[k] = float(np.clip(left / rate, cem_config.action_low, cem_config.action_high))
+            left -= float(out[k]) * rate
+        return out

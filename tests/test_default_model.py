@@ -58,4 +58,7 @@ def test_shipped_planner_defaults_are_the_ship_script_ones_and_reach_gets_its_ow
     assert on_push.gripper_init_std == 0.0 and on_reach.gripper_init_std > 0
     # PickPlace holds it at each sub-goal's own gripper state.
     on_pick = Agent.from_pretrained("default", env_id="simjepa/PickPlace-v0").config
-    assert on_pick.gripper_from_goal and not Agent.from_pretrained("default", env_id="simjepa/Push-v0").config.gripper_from_goal
+    push_cfg = Agent.from_pretrained("default", env_id="simjepa/Push-v0").config
+    assert on_pick.gripper_from_goal and not push_cfg.gripper_from_goal
+    # Push turns the hand to each sub-goal's yaw (fingers across the push); the other tasks keep yaw 0.
+    assert push_cfg.yaw_from_goal and not on_pick.yaw_from_goal

@@ -100,7 +100,8 @@ def test_demo_subgoals_lead_round_the_cube_for_push():
     above, behind, goal = demo_subgoals("simjepa/Push-v0", seed=3, render_size=SIZE)
     for g in (above, behind, goal):
         assert g["pixels"].shape == (SIZE, SIZE, 3) and g["state"].shape == (16,)
-        assert g["state"][6] > 0.5  # the expert pushes with the gripper closed
+        assert abs(g["state"][6] - scene.PUSHER_GRIP) < 0.1  # the expert pushes with the gripper half closed
+        assert abs(g["state"][5] - scene.pusher_yaw(target - cube)) < 0.12  # hand turned across the push
     assert np.linalg.norm(above["state"][:2] - behind_spot) < 0.02 and above["state"][2] > SAFE_Z - 0.02
     assert np.linalg.norm(behind["state"][:2] - behind_spot) < 0.02 and behind["state"][2] < 0.05
     assert np.allclose(behind["state"][7:9], cube, atol=0.01)  # not pushed yet
@@ -108,6 +109,29 @@ def test_demo_subgoals_lead_round_the_cube_for_push():
     assert np.array_equal(goal["pixels"], env_goal["pixels"]) and np.array_equal(goal["state"], env_goal["state"])
     with pytest.raises(SimjepaError, match="phased task"):
         demo_subgoals("simjepa/Reach-v0", seed=0, render_size=SIZE)
+
+
+def test_pusher_yaw_spreads_the_fingers_across_the_push():
+    for angle in np.linspace(-np.pi, np.pi, 25):
+        u = np.array([np.cos(angle), np.sin(angle)])
+        yaw = scene.pusher_yaw(u)
+        fingers = np.array([-np.sin(yaw), np.cos(yaw)])  # the hand's y axis, along which the fingers close
+        assert abs(fingers @ u) < 1e-9 and abs(yaw) <= np.pi / 2 + 1e-9  # from yaw 0: within a quarter turn
+    # mid-push the direction drifts across 90 degrees: stay near the current yaw, no half-turn
+    assert scene.pusher_yaw(np.array([-0.01, 1.0]), current=1.5) == pytest.approx(np.pi / 2 + 0.01, abs=1e-3)
+    assert scene.pusher_yaw(np.array([-0.01, 1.0])) == pytest.approx(-np.pi / 2 + 0.01, abs=1e-3)
+
+
+def test_push_goal_image_poses_the_pusher_behind_the_target_on_the_cube_target_line():
+    """Regression: the push direction was taken from the origin (body positions read before a forward pass)."""
+    env = envs.make_env("simjepa/Push-v0", render_size=SIZE)
+    for seed in (0, 5):
+        obs, info = env.reset(seed=seed)
+        cube, target = obs["state"][7:9], obs["state"][13:15]
+        u = (target - cube) / np.linalg.norm(target - cube)
+        g = info["goal"]["state"]
+        assert np.allclose(g[:2], target - u * (scene.CUBE_HALF + 0.02), atol=2e-3)
+        assert g[5] == pytest.approx(scene.pusher_yaw(u), abs=1e-3) and abs(g[6] - scene.PUSHER_GRIP) < 0.05
 
 
 @pytest.mark.parametrize("bad", [np.full(7, np.nan), np.zeros(6), np.full(7, 1.01), [0, 0, 0, 0, 0, np.inf, 0], "x"])

@@ -90,6 +90,10 @@ def test_cem_is_deterministic_and_respects_bounds_and_frozen_rotation():
     assert torch.all(plan[:, [0, 1, 2, 6]] > 0.5)
     free = cem(quadratic(target), 7, CEMConfig(samples=40, topk=5, iterations=4, translation_only=False))
     assert torch.all(free.plan[:, 3:6] != 0)
+    held = torch.zeros(2, 7)
+    held[:, 5] = torch.tensor([0.4, -0.2])  # a caller's rotation plan is held, not searched or zeroed
+    kept = cem(quadratic(target), 7, CEMConfig(samples=40, topk=5, iterations=4), init_mean=held)
+    assert torch.equal(kept.plan[:, 3:6], held[:, 3:6]) and torch.all(kept.std[:, 3:6] == 0)
 
 
 def test_all_candidates_in_one_predictor_call_per_rollout_step():
@@ -183,6 +187,28 @@ def test_gripper_from_goal_holds_the_goals_gripper_instead_of_searching_it():
     assert float(searched.plan(ctx, goal, 7).cem.std[:, 6].max()) > 0  # without it the gripper is sampled
     with pytest.raises(InvalidObservationError, match="goal's state"):
         planner.plan(ctx, goal, 7)
+
+
+def test_yaw_from_goal_turns_the_hand_at_full_rate_then_eases_in():
+    world = ToyWorldModel()
+    z = world.encode(world.render(np.zeros(7))[None])  # [1, N, D]
+    goal = normalize_reps(world.encode(world.render(np.array([0.05, 0, 0, 0, 0, 0, 0]))[None])[0])
+    start = torch.tensor([0, 0, 0, 0, 0, 0.1, 0.0])
+    ctx = Context(z, start[None], torch.zeros(0, 7))
+    cfg = PlannerConfig.from_flat(world.planner, SMALL, {"yaw_from_goal": True, "horizon": 3})
+    advance = lambda s, a: toy_advance_state(s, a, world.action_scale)  # noqa: E731
+    planner = LatentPlanner(world.predictor, advance, cfg)
+    rate = float(world.action_scale[5])
+    goal_state = torch.tensor([0.05, 0, 0, 0, 0, 0.1 - 1.5 * rate, 0.0])  # 1.5 actions' turn away
+    res = planner.plan(ctx, goal, 7, goal_state)
+    assert np.allclose(res.actions[:, 5], [-1.0, -0.5, 0.0], atol=1e-6) and np.all(res.actions[:, 3:5] == 0)
+    assert res.actions[0, 0] > 0.3  # the arm is still planned towards the goal
+    with pytest.raises(InvalidObservationError, match="goal's state"):
+        planner.plan(ctx, goal, 7)
+    with pytest.raises(PlannerConfigError, match="action_scale"):
+        LatentPlanner(world.predictor, None, cfg).plan(ctx, goal, 7, goal_state)
+    with pytest.raises(PlannerConfigError, match="translation_only"):
+        PlannerConfig.from_flat({"yaw_from_goal": True, "translation_only": False})
 
 
 def test_subgoal_budget_is_the_tasks_tuned_one_within_an_even_split():
