@@ -56,8 +56,9 @@ class PushExpert(_Expert):
     """Get behind the cube on the cube-target line at cube height, then push along the line.
 
     The hand is turned so the fingers spread across the push (``scene.pusher_yaw``) before it goes
-    down behind the cube, and the gripper is held half closed: both pads meet the cube's back face,
-    4 cm apart, whatever the push direction, a front wide enough to push straight after a small miss.
+    down behind the cube, and the gripper is held partly closed (``scene.PUSHER_GRIP``): both pads meet
+    the cube's back face, 2 cm apart, whatever the push direction, a front wide enough to push
+    straight after a small miss and too narrow for the cube to wedge between the fingers.
     """
 
     grip = scene.PUSHER_GRIP
@@ -169,7 +170,7 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple
     so the phased tasks are planned through frames of the demonstration, as V-JEPA 2-AC plans
     pick-and-place through sub-goal images:
 
-    * Push (above, behind, goal): above = the last observation of the approach, the half-closed
+    * Push (above, behind, goal): above = the last observation of the approach, the partly closed
       gripper at travel height over the spot behind the cube, turned across the push; behind = the first observation of the push,
       lowered there; goal = the env's own goal (``info["goal"]``: the cube on the pad centre). Not the
       demonstration's last frame: the expert stops as soon as the cube is within the 5 cm of success,

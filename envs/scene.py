@@ -39,7 +39,10 @@ CAMERAS = ("front", "side")  # names accepted by the envs' ``cameras`` option
 YAW_LIMIT = 1.6  # rad; the hand may be commanded to yaw in [-YAW_LIMIT, YAW_LIMIT] (envs.arm.WORKSPACE_*)
 
 
-PUSHER_GRIP = 0.0  # gripper command Push is pushed with: half closed, the pads 4 cm apart (+1 leaves one 2.8 cm front)
+# Gripper command Push is pushed with: the pads 2 cm apart, a front 4.8 cm wide across a 5 cm cube. At 0
+# (4 cm apart) the cube's edge pried the fingers open and jammed between them (expert: 89/100 seeds);
+# at +1 the front is one 2.8 cm block. 0.5: 100/100, 0.7: 100/100, 1.0: 100/100 (seeds 0-99, last step).
+PUSHER_GRIP = 0.5
 
 
 def pusher_yaw(direction_xy: np.ndarray, current: float = 0.0) -> float:

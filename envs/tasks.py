@@ -34,7 +34,7 @@ the goal configuration with the same cameras; the sim is restored afterwards.
 
 ## Version history
 * v0: initial release. Later added, with the default rendering unchanged: the ``cameras`` option.
-  Changed: Push's goal image shows the half-closed hand turned across the push (was: closed, yaw 0),
+  Changed: Push's goal image shows the partly closed hand turned across the push (was: closed, yaw 0),
   the pose its expert now pushes in.
 """
 from __future__ import annotations
@@ -166,7 +166,7 @@ class PushEnv(_CubeTask):
     target 0.1-0.2 m from the cube in a uniformly random direction, inside the workspace.
 
     ## Goal image
-    Cube on the target, the gripper half closed just behind it (on the side it was pushed from), TCP
+    Cube on the target, the gripper partly closed just behind it (on the side it was pushed from), TCP
     at cube height, the hand turned so the fingers spread across the push direction
     (``scene.pusher_yaw``): where :class:`envs.experts.PushExpert`'s push ends.
 

@@ -32,6 +32,7 @@ class CEMConfig:
     topk: int = 10
     horizon: int = 2
     init_std: float = 1.0
+    gripper_init_mean: float = 0.0
     gripper_init_std: float = 1.0
     momentum_mean: float = 0.15
     momentum_std: float = 0.15
@@ -59,6 +60,9 @@ class CEMConfig:
             raise PlannerConfigError("CEM init_std must be > 0 and gripper_init_std, min_std >= 0")
         if not self.action_low < self.action_high:
             raise PlannerConfigError(f"CEM action bounds [{self.action_low}, {self.action_high}] are empty")
+        if not self.action_low <= self.gripper_init_mean <= self.action_high:
+            raise PlannerConfigError(f"CEM gripper_init_mean={self.gripper_init_mean} lies outside the action bounds "
+                                     f"[{self.action_low}, {self.action_high}]")
 
 
 @dataclass
@@ -84,6 +88,14 @@ def frozen_dims(action_dim: int, translation_only: bool) -> list[int]:
 def gripper_dims(action_dim: int) -> list[int]:
     """The gripper command's dim of the 7-D V-JEPA 2-AC action (other action spaces have none)."""
     return [GRIPPER_DIM] if action_dim == 7 else []
+
+
+def initial_mean(config: CEMConfig, action_dim: int) -> torch.Tensor:
+    """Where a search without a warm start begins ``[H, A]``: no motion, the gripper at ``gripper_init_mean``
+    (with ``gripper_init_std=0`` a hold: e.g. Push's partly closed pusher)."""
+    mean = torch.zeros(config.horizon, action_dim)
+    mean[:, gripper_dims(action_dim)] = float(config.gripper_init_mean)
+    return mean
 
 
 def shift_plan(plan: torch.Tensor) -> torch.Tensor:
@@ -116,7 +128,7 @@ def cem(
     is_gripper = torch.zeros(a, dtype=torch.bool)
     is_gripper[gripper] = True
 
-    mean = torch.zeros(h, a) if init_mean is None else init_mean.detach().float().clone().reshape(h, a)
+    mean = initial_mean(config, a) if init_mean is None else init_mean.detach().float().clone().reshape(h, a)
     mean = mean.clamp(config.action_low, config.action_high)  # frozen dims stay at init_mean (0 without one)
     std = torch.full((h, a), float(config.init_std))
     std[:, gripper] = float(config.gripper_init_std)

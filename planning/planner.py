@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cem import YAW_DIM, CEMConfig, CEMResult, cem, gripper_dims
+from .cem import YAW_DIM, CEMConfig, CEMResult, cem, gripper_dims, initial_mean
 from .energy import EnergyConfig, energy
 from .errors import InvalidObservationError, PlannerConfigError
 from .imagine import Context, imagine
@@ -178,11 +178,11 @@ class LatentPlanner:
             if goal_state is None:
                 raise InvalidObservationError("gripper_from_goal needs the goal's state (goal['state'] with the "
                                               "gripper closure at index 6); pass the env's goal dict")
-            init_mean = torch.zeros(cem_config.horizon, action_dim) if init_mean is None else init_mean.clone()
+            init_mean = initial_mean(cem_config, action_dim) if init_mean is None else init_mean.clone()
             init_mean[:, gripper] = 1.0 if float(goal_state[gripper[0]]) > -0.5 else -1.0
             cem_config = dataclasses.replace(cem_config, gripper_init_std=0.0)
         if self.config.yaw_from_goal and action_dim == 7:
-            init_mean = torch.zeros(cem_config.horizon, action_dim) if init_mean is None else init_mean.clone()
+            init_mean = initial_mean(cem_config, action_dim) if init_mean is None else init_mean.clone()
             init_mean[:, YAW_DIM] = self._turn_to_goal_yaw(contexts[0].states[-1], goal_state, cem_config)
         res = cem(score, action_dim, cem_config, init_mean=init_mean, generator=generator)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)

@@ -17,15 +17,15 @@ from world_model.predictor import DEFAULT_MODEL
 # README "Default model". Reach gets the bigger search: 47/50 at either size on tuning seeds 500-549 (final
 # distance 0.049 vs 0.055 m), 48/50 vs 46/50 on the evaluation seeds, at 4 s instead of 0.8 s per action.
 # Push and PickPlace keep the 1 s search and are planned through demo sub-goals. Push holds the gripper
-# half closed (gripper_init_std 0: the command stays at the initial mean, 0): a sampled opening lets the
-# cube slip between the fingers or knocks it aside, and the fingers at a 4 cm gap push a 5 cm cube. It
-# also turns the hand to each sub-goal's yaw (yaw_from_goal: the fingers spread across the push, as the
-# expert pushes): 16/20 tuning seeds 500-519 against 7/10 on 500-509 with the hand at yaw 0.
+# at the expert's pushing command (gripper_init_mean 0.5, gripper_init_std 0: pads 2 cm apart): a sampled
+# opening lets the cube slip between the fingers or knocks it aside. It also turns the hand to each
+# sub-goal's yaw (yaw_from_goal: the fingers spread across the push, as the expert pushes); with the hand
+# at yaw 0, pushes along y met the cube with one finger's edge (README "Closed-loop results").
 # PickPlace holds it at each sub-goal's own gripper state (open until the grasp sub-goal, then closed):
 # searched, it wandered with the sampling noise and closed on top of the cube.
 PLANNER = dict(samples=100, iterations=3, topk=10, horizon=2, per_env={
     "simjepa/Reach-v0": dict(samples=300, iterations=5),
-    "simjepa/Push-v0": dict(gripper_init_std=0.0, yaw_from_goal=True),
+    "simjepa/Push-v0": dict(gripper_init_mean=0.5, gripper_init_std=0.0, yaw_from_goal=True),
     "simjepa/PickPlace-v0": dict(gripper_from_goal=True),
 })
 

@@ -54,8 +54,11 @@ def test_shipped_planner_defaults_are_the_ship_script_ones_and_reach_gets_its_ow
     on_push = Agent.from_pretrained("default", env_id="simjepa/Push-v0").config.cem
     assert (on_reach.samples, on_reach.iterations) == (reach["samples"], reach["iterations"])
     assert (on_push.samples, on_push.iterations) == (planner["samples"], planner["iterations"])
-    # Push holds the gripper at its initial command (the search never opens it against the cube).
-    assert on_push.gripper_init_std == 0.0 and on_reach.gripper_init_std > 0
+    # Push holds the gripper at the expert's pushing command (the search never opens it against the cube).
+    from envs import scene
+
+    assert on_push.gripper_init_std == 0.0 and on_push.gripper_init_mean == scene.PUSHER_GRIP
+    assert on_reach.gripper_init_std > 0
     # PickPlace holds it at each sub-goal's own gripper state.
     on_pick = Agent.from_pretrained("default", env_id="simjepa/PickPlace-v0").config
     push_cfg = Agent.from_pretrained("default", env_id="simjepa/Push-v0").config

@@ -94,6 +94,10 @@ def test_cem_is_deterministic_and_respects_bounds_and_frozen_rotation():
     held[:, 5] = torch.tensor([0.4, -0.2])  # a caller's rotation plan is held, not searched or zeroed
     kept = cem(quadratic(target), 7, CEMConfig(samples=40, topk=5, iterations=4), init_mean=held)
     assert torch.equal(kept.plan[:, 3:6], held[:, 3:6]) and torch.all(kept.std[:, 3:6] == 0)
+    hold = cem(quadratic(target), 7, CEMConfig(samples=40, topk=5, iterations=4, gripper_init_mean=0.5, gripper_init_std=0.0))
+    assert torch.all(hold.plan[:, 6] == 0.5) and torch.all(hold.plan[:, :3] > 0.5)  # gripper held, motion searched
+    with pytest.raises(PlannerConfigError, match="gripper_init_mean"):
+        CEMConfig(gripper_init_mean=1.5).validate()
 
 
 def test_all_candidates_in_one_predictor_call_per_rollout_step():
