@@ -61,8 +61,6 @@ class PushExpert(_Expert):
     straight after a small miss and too narrow for the cube to wedge between the fingers.
     """
 
-    grip = scene.PUSHER_GRIP
-
     def act(self, obs: dict) -> np.ndarray:
         s = np.asarray(obs["state"], dtype=np.float64)
         ee, cube, target = s[:3], s[7:10], s[13:16]
@@ -70,7 +68,7 @@ class PushExpert(_Expert):
         dist = float(np.linalg.norm(d))
         if dist < 0.008:
             self.phase = "done"
-            return self._move(s, ee, s[5], self.grip)
+            return self._move(s, ee, s[5], scene.PUSHER_GRIP)
         u = d / dist
         yaw = scene.pusher_yaw(u, float(s[5]))
         behind = cube[:2] - u * (scene.CUBE_HALF + 0.02)
@@ -83,15 +81,15 @@ class PushExpert(_Expert):
             # Aim at the spot behind the cube, advanced by up to one step: moves the cube along the
             # line and steers the pusher back onto the line as the cube turns.
             goal_xy = behind + u * min(dist, 0.03)
-            return self._move(s, [goal_xy[0], goal_xy[1], low], yaw, self.grip)
+            return self._move(s, [goal_xy[0], goal_xy[1], low], yaw, scene.PUSHER_GRIP)
         if np.linalg.norm(ee[:2] - behind) > 0.012 or abs(yaw - s[5]) > 0.1:
             self.phase = "approach"  # includes turning the hand over the spot before going down
             if ee[2] < SAFE_Z - 0.03 and np.linalg.norm(r) < 0.08:
-                return self._move(s, [ee[0], ee[1], SAFE_Z], yaw, self.grip)  # clear the cube first
+                return self._move(s, [ee[0], ee[1], SAFE_Z], yaw, scene.PUSHER_GRIP)  # clear the cube first
             z = SAFE_Z if np.linalg.norm(r) < 0.08 or ee[2] > low + 0.01 else low
-            return self._move(s, [behind[0], behind[1], max(z, low)], yaw, self.grip)
+            return self._move(s, [behind[0], behind[1], max(z, low)], yaw, scene.PUSHER_GRIP)
         self.phase = "descend"
-        return self._move(s, [behind[0], behind[1], low], yaw, self.grip)
+        return self._move(s, [behind[0], behind[1], low], yaw, scene.PUSHER_GRIP)
 
 
 class PickPlaceExpert(_Expert):

@@ -48,8 +48,8 @@ PUSHER_GRIP = 0.5
 def pusher_yaw(direction_xy: np.ndarray, current: float = 0.0) -> float:
     """Hand yaw that spreads the fingers across a push along ``direction_xy``.
 
-    At yaw 0 the fingers close along world y, so pushing along x meets the cube with both pads 4-7 cm
-    apart, but pushing along y meets it with one pad's 2.2 cm edge, which turns the cube off the
+    At yaw 0 the fingers close along world y, so pushing along x meets the cube with both pads side
+    by side, but pushing along y meets it with one pad's 2.2 cm edge, which turns the cube off the
     line at the slightest lateral miss. The fingers look the same turned by pi, so of the equivalent
     yaws within the hand's range the one nearest ``current`` is taken: no half-turn when the push
     direction drifts across +-90 degrees mid-push, and from yaw 0 the one in [-pi/2, pi/2].

@@ -174,15 +174,17 @@ class LatentPlanner:
 
         cem_config = self.config.cem
         gripper = gripper_dims(action_dim)
-        if self.config.gripper_from_goal and gripper:
+        hold_gripper = self.config.gripper_from_goal and bool(gripper)
+        turn_yaw = self.config.yaw_from_goal and action_dim == 7
+        if hold_gripper or turn_yaw:  # these set part of the initial mean; the search keeps them
+            init_mean = initial_mean(cem_config, action_dim) if init_mean is None else init_mean.clone()
+        if hold_gripper:
             if goal_state is None:
                 raise InvalidObservationError("gripper_from_goal needs the goal's state (goal['state'] with the "
                                               "gripper closure at index 6); pass the env's goal dict")
-            init_mean = initial_mean(cem_config, action_dim) if init_mean is None else init_mean.clone()
             init_mean[:, gripper] = 1.0 if float(goal_state[gripper[0]]) > -0.5 else -1.0
             cem_config = dataclasses.replace(cem_config, gripper_init_std=0.0)
-        if self.config.yaw_from_goal and action_dim == 7:
-            init_mean = initial_mean(cem_config, action_dim) if init_mean is None else init_mean.clone()
+        if turn_yaw:
             init_mean[:, YAW_DIM] = self._turn_to_goal_yaw(contexts[0].states[-1], goal_state, cem_config)
         res = cem(score, action_dim, cem_config, init_mean=init_mean, generator=generator)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)

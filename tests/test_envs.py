@@ -101,7 +101,7 @@ def test_demo_subgoals_lead_round_the_cube_for_push():
     above, behind, goal = demo_subgoals("simjepa/Push-v0", seed=3, render_size=SIZE)
     for g in (above, behind, goal):
         assert g["pixels"].shape == (SIZE, SIZE, 3) and g["state"].shape == (16,)
-        assert abs(g["state"][6] - scene.PUSHER_GRIP) < 0.1  # the expert pushes with the gripper half closed
+        assert abs(g["state"][6] - scene.PUSHER_GRIP) < 0.1  # the expert pushes with the gripper partly closed
         assert abs(g["state"][5] - scene.pusher_yaw(target - cube)) < 0.12  # hand turned across the push
     assert np.linalg.norm(above["state"][:2] - behind_spot) < 0.02 and above["state"][2] > SAFE_Z - 0.02
     assert np.linalg.norm(behind["state"][:2] - behind_spot) < 0.02 and behind["state"][2] < 0.05
