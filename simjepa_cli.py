@@ -1,7 +1,7 @@
 """Command-line entry points: ``simjepa <command>`` and ``plan-episode``.
 
 The commands are thin: they parse options and call the library. Error handling lives here once:
-a :class:`envs.errors.SimjepaError`, an ``OSError`` (permissions, disk) or a click usage error
+a :class:`simjepa_core.errors.SimjepaError`, an ``OSError`` (permissions, disk) or a click usage error
 becomes one line on stderr and exit code 2; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 
 def _run(cli: click.Command, args: list[str] | None = None) -> None:
@@ -370,7 +370,8 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     """
     from pathlib import Path
 
-    from envs.atomic import write_json
+    from planning.probe_episodes import collect_probe_episodes
+    from simjepa_core.atomic import write_json
     from world_model.encoder import random_init_like
     from world_model.encoder_loading import encoder_identity, load_encoder
     from world_model.probe import ProbeSettings, run_probe, split_episodes
@@ -385,7 +386,8 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     size = encoder.config.image_size
     settings = ProbeSettings(env=env_id, episodes=episodes, seed_start=seed_start, render_size=render_size or size,
                              policy=policy, pool=pool)
-    result = run_probe(encoder, settings, image_size=size, progress=not quiet)
+    result = run_probe(encoder, settings, image_size=size, progress=not quiet, episodes=lambda: collect_probe_episodes(
+        env_id, episodes, seed_start, settings.render_size, policy, progress=not quiet))
     result["encoder"] = {**encoder_identity(encoder), "random_init": random_init, "requested": encoder_name}
     write_json(out, result)
     obj = "n/a (no object)" if result["r2_object"] is None else f"{result['r2_object']:.3f}"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .agent import Agent, tuned_planner_defaults
-from envs.atomic import atomic_path, write_json
+from simjepa_core.atomic import atomic_path, write_json
 from .planner import PlannerConfig
 
 SWEEP_SAMPLES = (25, 50, 100, 200, 400)

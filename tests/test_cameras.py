@@ -9,7 +9,7 @@ import torch
 
 import simjepa_cli
 from envs import make_env
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from planning import Agent, Context, InvalidObservationError, LatentPlanner, PlannerConfig
 from planning.energy import normalize_reps
 from planning.errors import PlannerConfigError

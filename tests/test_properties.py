@@ -128,7 +128,7 @@ def test_closed_loop_planner_episode_keeps_env_invariants(world_model, env_id, s
        action=st.lists(unit_floats(), min_size=7, max_size=7))
 def test_non_finite_inputs_raise_typed_errors_and_change_nothing(world_model, env_id, index, bad, action):
     """One NaN/inf anywhere: env.step and agent.act raise a ValueError subclass; the env state is untouched."""
-    from envs.errors import SimjepaError
+    from simjepa_core.errors import SimjepaError
     from planning import Agent, InvalidObservationError, PlannerConfig
 
     e = env(env_id)

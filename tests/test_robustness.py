@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from tests.robustness.helpers import (
     REPO, SIZE, TINY_PLANNER, assert_one_line_error, build_workspace, cli, run_console, tree_hashes, truncate,
     writes_blocked_by_chmod,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from world_model.encoder import VideoViT
 from world_model.preprocessing import _size_hw, frames_to_clips, frames_to_tensor
 

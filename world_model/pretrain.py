@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from envs.errors import SimjepaError
-from envs.atomic import write_text
+from simjepa_core.errors import SimjepaError
+from simjepa_core.atomic import write_text
+from simjepa_core.episodes import complete_episode_indices, load_episode, read_manifest
 from world_model.checkpoints import load_file, save_file, save_model, truncate_log, weights_hash
 from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
 from world_model.layers import Block, grid_positions
@@ -167,16 +168,14 @@ def load_episode_frames(dirs: Sequence[str | os.PathLike], image_size: int) -> l
     Returns one uint8 ``[T+1, S, S, 3]`` array per episode. Resizing here (antialiased, like the
     encoder's preprocessing) keeps the in-memory set small and the training step free of it.
     """
-    from envs import episodes as ep
-
     out: list[np.ndarray] = []
     for d in dirs:
         d = Path(d)
         if not d.is_dir():
             raise PretrainError(f"--data {d} is not a directory; collect episodes first with `simjepa collect --out {d}`")
-        ep.read_manifest(str(d))
-        for i in ep.complete_episode_indices(str(d)):
-            frames = ep.load_episode(str(d), i).frames  # [T+1, H, W, 3] uint8
+        read_manifest(str(d))
+        for i in complete_episode_indices(str(d)):
+            frames = load_episode(str(d), i).frames  # [T+1, H, W, 3] uint8
             if frames.shape[1:3] != (image_size, image_size):
                 x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
                 x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)

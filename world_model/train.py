@@ -29,8 +29,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from envs.errors import SimjepaError
-from envs import atomic
+from simjepa_core.errors import SimjepaError
+from simjepa_core import atomic
+from simjepa_core.episodes import PROPRIO_DIM
 
 from .bundle import FINAL_NAME, encoder_entry, save_world_model
 from .checkpoints import CheckpointError, load_file, load_weights, save_file, truncate_log, weights_hash
@@ -39,7 +40,6 @@ from .predictor import PRESETS, ACPredictor, normalize_reps, predictor_config
 
 CHECKPOINT_NAME = "checkpoint.pt"
 STATE_FORMAT = "simjepa/train_state"
-PROPRIO_DIMS = 7  # state tokens carry the proprioception: ee position (3), orientation (3), gripper (1)
 
 
 class TrainError(SimjepaError):
@@ -191,7 +191,7 @@ def describe_source(source: EpisodeSource) -> dict[str, Any]:
                 f"need T+1, T and T+1: rebuild the cache"
             )
         # only the proprioceptive prefix of the state is used, so tasks with extra state entries mix freely
-        d = (feats.shape[1], feats.shape[2], actions.shape[1], min(states.shape[1], PROPRIO_DIMS))
+        d = (feats.shape[1], feats.shape[2], actions.shape[1], min(states.shape[1], PROPRIO_DIM))
         if dims is not None and d != dims:
             raise TrainError(f"episode {i} has (tokens, width, action, state) dims {d}, episode 0 has {dims}: mixed caches")
         dims, lengths[i] = d, len(feats)
