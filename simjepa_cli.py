@@ -254,7 +254,7 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
       simjepa train --features feats/reach --out models/tiny --config tiny --steps 200 --batch-size 8
       simjepa train --features feats/reach --features feats/push --out models/multi
       simjepa train --features feats/reach --features feats/reach-side --out models/2view --init default --config mini
-      torchrun --nproc-per-node 2 -m world_model.train --features feats/reach --out models/reach-ddp
+      torchrun --nproc-per-node 2 -m simjepa_cli train --features feats/reach --out models/reach-ddp
     """
     from world_model.train import TrainConfig, open_features, train
 
@@ -471,3 +471,7 @@ def bench_cmd(out, quick, model, env_id, sweep, reps, eager, threads, quiet) -> 
     for line in summary_lines(res):
         click.echo(line)
     click.echo(f"wrote {out} and {res['plot']}")
+
+
+if __name__ == "__main__":  # `python -m simjepa_cli train ...`: how torchrun launches data-parallel training
+    main()

@@ -33,3 +33,30 @@ def test_the_import_check_can_fail():
     """The subprocess check above does catch a package that pulls in the simulator."""
     r = _run("import envs, sys; assert 'gymnasium' not in sys.modules")
     assert r.returncode != 0
+
+
+def _imported_modules(path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_dependencies_point_one_way():
+    """envs and world_model know nothing of each other or of planning; no library module imports the CLI."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    forbidden = {"simjepa_core": {"envs", "world_model", "planning", "simjepa_cli"},
+                 "envs": {"world_model", "planning", "simjepa_cli"},
+                 "world_model": {"envs", "planning", "simjepa_cli"},
+                 "planning": {"simjepa_cli"}}
+    found = [f"{py.relative_to(root)} imports {m}" for pkg, bad in forbidden.items()
+             for py in sorted((root / pkg).rglob("*.py")) for m in sorted(_imported_modules(py) & bad)]
+    assert not found, found
+    assert "world_model" in _imported_modules(root / "planning" / "agent.py")  # the scan does see imports

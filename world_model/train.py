@@ -7,7 +7,7 @@ cosine decay, gradient clipping, bf16 autocast and fp32 master weights.
 Reproducibility is by construction: the windows of step ``s`` are drawn from
 ``default_rng([seed, s])``, so the data sampler's whole state is the step counter. A checkpoint
 (weights, optimizer, RNG, step) taken every ``ckpt_every`` steps therefore resumes to exactly the
-run that was never interrupted. Data parallelism (``torchrun --nproc-per-node N``) splits every
+run that was never interrupted. Data parallelism (``torchrun --nproc-per-node N -m simjepa_cli train ...``) splits every
 global batch into equal rank shards and averages gradients with one flat all-reduce; all ranks
 hold identical weights. (Explicit all-reduce instead of the DDP wrapper because one step calls the
 predictor several times before ``backward``: teacher forcing then rollout.)
@@ -708,14 +708,3 @@ def open_features(paths: str | Path | Sequence[str | Path]) -> EpisodeSource:
         return FeatureCache.open(paths)
     caches = [FeatureCache.open(p) for p in paths]
     return caches[0] if len(caches) == 1 else MultiSource(caches)
-
-
-def main_args(argv: Sequence[str] | None = None) -> None:
-    """``python -m world_model.train ...`` = ``simjepa train ...`` (for torchrun)."""
-    import simjepa_cli
-
-    simjepa_cli.main(["train", *(argv if argv is not None else __import__("sys").argv[1:])])
-
-
-if __name__ == "__main__":
-    main_args()
