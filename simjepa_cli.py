@@ -256,7 +256,8 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
       simjepa train --features feats/reach --features feats/reach-side --out models/2view --init default --config mini
       torchrun --nproc-per-node 2 -m simjepa_cli train --features feats/reach --out models/reach-ddp
     """
-    from world_model.train import TrainConfig, open_features, train
+    from world_model.data import open_features
+    from world_model.train import TrainConfig, train
 
     cfg = TrainConfig(out=out, config=config_name, loss=loss, steps=steps, batch_size=batch_size, lr=lr, context=context,
                       rollout=rollout, val_rollout=val_rollout, val_fraction=val_fraction, seed=seed, init=init,

@@ -164,7 +164,7 @@ def test_token_pool_is_cached_recorded_by_training_and_planned_with(tmp_path, ca
     """--token-pool 2: the cache holds 2x2-averaged patch tokens, training records the pool, and the world
     model encodes frames the same way, so the planner compares the features the predictor learnt."""
     from simjepa_core.episodes import load_episode
-    from world_model.bundle import load_world_model
+    from world_model.model_file import load_world_model
     from world_model.encoder_loading import load_encoder
 
     data = write_dataset(tmp_path / "data", steps=(8, 8, 8), size=64)

@@ -63,7 +63,7 @@ def test_env_step_keeps_invariants(env_id, seed, actions):
 def world_model(tmp_path_factory):
     """A tiny randomly initialised world model at 32 px (1-block encoder and predictor)."""
     from world_model import load_world_model
-    from world_model.bundle import encoder_entry, save_world_model
+    from world_model.model_file import encoder_entry, save_world_model
     from world_model.encoder import build_encoder
     from world_model.encoder_loading import encoder_identity
     from world_model.predictor import build_predictor

@@ -364,7 +364,7 @@ def load_predictor(path_or_name: str | Path) -> ACPredictor:
     """An official V-JEPA 2-AC checkpoint, one of ours (predictor or world model), a training run's
     output directory (its ``final.pt``), or ``"default"`` (the shipped model)."""
     if str(path_or_name) == "default" or Path(path_or_name).is_dir():
-        from .bundle import load_world_model
+        from .model_file import load_world_model
 
         return load_world_model(path_or_name, with_encoder=False).predictor
     path = Path(path_or_name)
@@ -374,7 +374,7 @@ def load_predictor(path_or_name: str | Path) -> ACPredictor:
         ours = read_model(path, "predictor")
         return predictor_from_dict(ours["config"], ours["state_dict"], f"predictor checkpoint {path}")
     if fmt == "simjepa/world_model":
-        from .bundle import load_world_model
+        from .model_file import load_world_model
 
         return load_world_model(path, with_encoder=False).predictor
     if fmt is not None:
