@@ -1,8 +1,8 @@
 """Frozen encoder inference: uint8 frames in, float32 patch features out, as fast as the machine allows.
 
 The encoder is never trained in V-JEPA 2-AC, so everything here runs in ``inference_mode`` with
-the weights kept fp32 and the matmuls in bf16 autocast (3-5x faster on CPUs with AMX, and what the
-official code runs on GPU); outputs are returned as float32 so callers never see bf16.
+the weights kept fp32 and the matmuls in bf16 autocast (several times faster on CPUs with AMX, and what
+the official code runs on GPU); outputs are returned as float32 so callers never see bf16.
 """
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from simjepa_core.errors import SimjepaError
 
-# The object probe on thousands of standardised features picks alpha ~1e3-1e4; the grid reaches 1e6 so
-# the choice is never its edge (a grid that stopped at 1e4 picked 1e4, i.e. wanted more).
+# The object probe on thousands of standardised features wants strong regularisation; the grid reaches
+# far enough that the chosen alpha is not its edge (an edge choice means the grid was too short).
 DEFAULT_ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
 
@@ -211,7 +211,7 @@ class ProbeEpisode:
 
 
 # The table region the camera sees (m): the arm's workspace box widened by 5 cm. A cube outside it
-# has left the scene (knocked off, or launched by a contact glitch; see the report in README).
+# has left the scene (knocked off, or launched by a contact glitch).
 SCENE_LOW = np.array([-0.27, -0.35, -0.01])
 SCENE_HIGH = np.array([0.35, 0.35, 0.47])
 
@@ -227,7 +227,7 @@ def in_scene(ep: ProbeEpisode) -> bool:
 @dataclass
 class ProbeSettings:
     env: str
-    episodes: int  # the object probe needs many cube placements: ~60 training episodes overfit (README)
+    episodes: int  # the object probe needs many cube placements (one per episode): too few overfit
     seed_start: int
     render_size: int
     policy: str = "mixed"
