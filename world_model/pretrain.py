@@ -10,9 +10,9 @@ trivial constant solution; the collapse monitor (per-dimension std and effective
 shows whether it did.
 
 The training state (weights, EMA, optimizer, RNG, step) is checkpointed to ``<out>.run/state.pt``
-so a killed run resumes to the same weights as an uninterrupted one: the learning-rate, weight-decay
-and momentum schedules are functions of the step, and all randomness (clip and mask sampling) comes
-from one saved ``torch.Generator``. The final file is the *target* encoder (as officially used for
+(:class:`world_model.training_loop.RunState`, as in predictor training), so a killed run resumes
+to the same weights as an uninterrupted one: the learning-rate and momentum schedules are functions
+of the step, and all randomness (clip and mask sampling) comes from one saved ``torch.Generator``. The final file is the *target* encoder (as officially used for
 evaluation) in our encoder checkpoint format, loadable by ``world_model.load_encoder``.
 """
 from __future__ import annotations

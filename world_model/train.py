@@ -40,7 +40,7 @@ from .data import (
 )
 from .distributed import Dist, all_reduce_mean, any_rank, broadcast_from_main, init_distributed, rank_weight_hashes
 from .losses import LOSSES, predictor_losses, window_frames
-from .model_file import FINAL_NAME, embeddable_encoder, encoder_entry, save_world_model
+from .model_file import FINAL_NAME, embeddable_encoder, encoder_entry, load_predictor, save_world_model
 from .plotting import plot_losses
 from .predictor import PRESETS, ACPredictor, normalize_reps, predictor_config
 from .training_loop import RunState, SkippedBatches, adamw, autocast, set_lr, write_row
@@ -300,8 +300,6 @@ def init_weights_from(model: ACPredictor, init: str, encoder: Mapping[str, Any])
     """Start from the predictor of world model ``init`` (a file, run dir or ``default``): fine-tuning,
     e.g. teaching a trained one-view model a second camera. Its shape and encoder must match the run's;
     the optimizer and learning-rate schedule start fresh."""
-    from .model_file import load_predictor
-
     predictor, encoder_hash = load_predictor(init)
     if encoder_hash != encoder["weights_hash"]:
         raise TrainError(
