@@ -46,8 +46,9 @@ def test_run_state_refuses_other_settings_and_other_files(tmp_path):
     b = RunState(tmp_path / "s.pt", tmp_path / "log.jsonl", "simjepa/x", {"lr": 2.0}, every=2, last=5, error=_Err)
     with pytest.raises(_Err, match=r"other settings \(lr 1.0 -> 2.0\)"):
         b.load()
-    c = RunState(tmp_path / "s.pt", tmp_path / "log.jsonl", "simjepa/y", {"lr": 1.0}, every=2, last=5, error=_Err)
-    with pytest.raises(_Err, match="not a simjepa/y state file"):
+    c = RunState(tmp_path / "s.pt", tmp_path / "log.jsonl", "simjepa/y", {"lr": 1.0}, every=2, last=5, error=_Err,
+                 what="y state")
+    with pytest.raises(_Err, match="not a simjepa y state"):
         c.load()
 
 

@@ -363,7 +363,8 @@ def pretrain(
     run_dir = run_dir_for(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     run = RunState(run_dir / "state.pt", run_dir / "log.jsonl", STATE_FORMAT, config.result_settings(),
-                   every=config.ckpt_every, last=config.steps, error=PretrainError, where=str(run_dir))
+                   every=config.ckpt_every, last=config.steps, error=PretrainError, what="pretraining state file",
+                   where=str(run_dir))
     trainer = _Trainer(config)
     state = run.load()
     if state is not None:

@@ -156,7 +156,7 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
     opt = make_optimizer(model, cfg)
     stop = min(cfg.steps, cfg.stop_after) if cfg.stop_after is not None else cfg.steps
     run = RunState(out / CHECKPOINT_NAME, out / METRICS_NAME, STATE_FORMAT, cfg.identity(), every=cfg.ckpt_every,
-                   last=stop, error=TrainError, settings_key="train_config", where=str(out))
+                   last=stop, error=TrainError, what="training checkpoint", settings_key="train_config", where=str(out))
     step, skipped = 0, SkippedBatches(TrainError, "the cache holds NaN/inf; rebuild it with simjepa encode")
     state = run.load()
     if state is not None:

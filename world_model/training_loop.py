@@ -73,14 +73,15 @@ class SkippedBatches:
 class RunState:
     """A run's resumable state file and its JSONL log.
 
-    ``fmt`` names the kind of state file; ``settings`` (stored under ``settings_key``) are the
+    ``fmt`` is the state file's format tag and ``what`` how errors name such a file; ``settings`` (stored under ``settings_key``) are the
     settings the result depends on: a run resumes only with the same ones. ``every``/``last``: the
     state is saved every ``every`` steps and at step ``last`` (:meth:`due`).
     """
 
     def __init__(self, path: Path, log_path: Path, fmt: str, settings: Mapping[str, Any], *, every: int, last: int,
-                 error: type[SimjepaError], settings_key: str = "settings", where: str | None = None):
-        self.path, self.log_path, self.fmt = Path(path), Path(log_path), fmt
+                 error: type[SimjepaError], what: str = "run state file", settings_key: str = "settings",
+                 where: str | None = None):
+        self.path, self.log_path, self.fmt, self.what = Path(path), Path(log_path), fmt, what
         self.settings, self.settings_key = dict(settings), settings_key
         self.every, self.last, self.error = every, last, error
         self.where = where or str(self.path)
@@ -92,7 +93,7 @@ class RunState:
             return None
         state = load_file(self.path)
         if state.get("format") != self.fmt:
-            raise self.error(f"{self.path} is not a {self.fmt} state file; delete it or use another --out")
+            raise self.error(f"{self.path} is not a simjepa {self.what}; delete it or use another --out")
         old = state.get(self.settings_key) or {}
         diff = sorted(k for k, v in old.items() if self.settings.get(k) != v)
         if diff:
