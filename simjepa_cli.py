@@ -1,7 +1,7 @@
 """Command-line entry points: ``simjepa <command>`` and ``plan-episode``.
 
 The commands are thin: they parse options and call the library. Error handling lives here once:
-a :class:`envs.errors.SimjepaError`, an ``OSError`` (permissions, disk) or a click usage error
+a :class:`simjepa_core.errors.SimjepaError`, an ``OSError`` (permissions, disk) or a click usage error
 becomes one line on stderr and exit code 2; anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 
 def _run(cli: click.Command, args: list[str] | None = None) -> None:
@@ -254,9 +254,10 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
       simjepa train --features feats/reach --out models/tiny --config tiny --steps 200 --batch-size 8
       simjepa train --features feats/reach --features feats/push --out models/multi
       simjepa train --features feats/reach --features feats/reach-side --out models/2view --init default --config mini
-      torchrun --nproc-per-node 2 -m world_model.train --features feats/reach --out models/reach-ddp
+      torchrun --nproc-per-node 2 -m simjepa_cli train --features feats/reach --out models/reach-ddp
     """
-    from world_model.train import TrainConfig, open_features, train
+    from world_model.data import open_features
+    from world_model.train import TrainConfig, train
 
     cfg = TrainConfig(out=out, config=config_name, loss=loss, steps=steps, batch_size=batch_size, lr=lr, context=context,
                       rollout=rollout, val_rollout=val_rollout, val_fraction=val_fraction, seed=seed, init=init,
@@ -370,7 +371,8 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     """
     from pathlib import Path
 
-    from envs.atomic import write_json
+    from planning.probe_episodes import collect_probe_episodes
+    from simjepa_core.atomic import write_json
     from world_model.encoder import random_init_like
     from world_model.encoder_loading import encoder_identity, load_encoder
     from world_model.probe import ProbeSettings, run_probe, split_episodes
@@ -385,7 +387,8 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     size = encoder.config.image_size
     settings = ProbeSettings(env=env_id, episodes=episodes, seed_start=seed_start, render_size=render_size or size,
                              policy=policy, pool=pool)
-    result = run_probe(encoder, settings, image_size=size, progress=not quiet)
+    result = run_probe(encoder, settings, image_size=size, progress=not quiet, episodes=lambda: collect_probe_episodes(
+        env_id, episodes, seed_start, settings.render_size, policy, progress=not quiet))
     result["encoder"] = {**encoder_identity(encoder), "random_init": random_init, "requested": encoder_name}
     write_json(out, result)
     obj = "n/a (no object)" if result["r2_object"] is None else f"{result['r2_object']:.3f}"
@@ -469,3 +472,7 @@ def bench_cmd(out, quick, model, env_id, sweep, reps, eager, threads, quiet) -> 
     for line in summary_lines(res):
         click.echo(line)
     click.echo(f"wrote {out} and {res['plot']}")
+
+
+if __name__ == "__main__":  # `python -m simjepa_cli train ...`: how torchrun launches data-parallel training
+    main()

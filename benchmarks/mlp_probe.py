@@ -16,7 +16,8 @@ import torch
 
 from world_model.encoder import random_init_like
 from world_model.encoder_loading import load_encoder
-from world_model.probe import collect_probe_episodes, encode_frames, in_scene, r2_score, split_episodes
+from planning.probe_episodes import collect_probe_episodes
+from world_model.probe import encode_frames, in_scene, r2_score, split_episodes
 
 
 def fit_mlp(x: list[torch.Tensor], y: list[torch.Tensor], epochs: int = 40, seed: int = 0) -> tuple[float, float]:

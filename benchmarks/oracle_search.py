@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from envs import make_env
-from envs.atomic import write_json
-from envs.errors import SimjepaError
+from simjepa_core.atomic import write_json
+from simjepa_core.errors import SimjepaError
 from envs.scene import pixels_key
 from planning.energy import feature_energy, normalize_reps
 from planning.policies import ExpertPolicy

@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.arm import _ensure_headless_gl, check_render_size
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 # env id prefix -> (body a, body b, success threshold in metres); distance is |a - b| in x, y.
 TARGET_BODIES = {

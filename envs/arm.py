@@ -23,7 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import scene
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from envs.proprio import euler_to_mat, mat_to_euler
 
 CONTROL_DT = 0.1  # s: 10 Hz control

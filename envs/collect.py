@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from envs.episodes import (
+from simjepa_core.episodes import (
     FORMAT_VERSION, MANIFEST, Episode, complete_episode_indices, read_manifest, write_episode, write_manifest,
 )
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 POLICIES = ("random", "expert", "mixed")
 

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs import scene
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 SAFE_Z = 0.1  # m: travel height above the table, clear of the cube and the platform
 

@@ -5,7 +5,7 @@ import difflib
 
 import gymnasium as gym
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 ENV_IDS = ("simjepa/Reach-v0", "simjepa/Push-v0", "simjepa/PickPlace-v0")
 _ENTRY_POINTS = {

@@ -155,7 +155,7 @@ class Agent:
         try:
             from world_model import load_world_model
         except ImportError:  # older layouts export it only from the bundle module
-            from world_model.bundle import load_world_model
+            from world_model.model_file import load_world_model
 
         wm = load_world_model(model)
         config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .agent import Agent, tuned_planner_defaults
-from envs.atomic import atomic_path, write_json
+from simjepa_core.atomic import atomic_path, write_json
 from .planner import PlannerConfig
 
 SWEEP_SAMPLES = (25, 50, 100, 200, 400)
@@ -108,7 +108,7 @@ def peak_bf16_matmul(size: int, reps: int) -> float:
 # --- models ----------------------------------------------------------------------------------------
 def standin_world_model(predictor: str = "small", seed: int = 0):
     """Randomly initialised model of the default's shape (speed does not depend on weight values)."""
-    from world_model.bundle import WorldModel
+    from world_model.model_file import WorldModel
     from world_model.encoder import build_encoder
     from world_model.frozen_encoder import FrozenEncoder
     from world_model.predictor import build_predictor
@@ -123,7 +123,7 @@ def standin_world_model(predictor: str = "small", seed: int = 0):
 
 def load_model(name: str) -> tuple[Any, dict[str, Any]]:
     """The shipped/given world model, or the stand-in when ``name == "default"`` and none is shipped."""
-    from world_model.bundle import load_world_model
+    from world_model.model_file import load_world_model
     from world_model.checkpoints import CheckpointError
     from world_model.predictor import DEFAULT_MODEL
 
@@ -310,7 +310,8 @@ def train_samples_per_s(wm, batch_size: int, steps: int) -> tuple[float, dict[st
     on random layer-normed features of the model's shape; the data pipeline is not included."""
     from world_model.losses import predictor_losses, window_frames
     from world_model.predictor import ACPredictor, normalize_reps
-    from world_model.train import TrainConfig, autocast, make_optimizer
+    from world_model.train import TrainConfig, make_optimizer
+    from world_model.training_loop import autocast
 
     cfg = TrainConfig(out="", batch_size=batch_size)
     torch.manual_seed(0)

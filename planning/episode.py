@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .agent import Agent
-from envs.atomic import write_json
+from simjepa_core.atomic import write_json
 from .errors import PlannerConfigError
 from .rollout import rollout
 from .video import compose_frame, write_video

@@ -1,11 +1,11 @@
 """Typed errors raised by the planner.
 
-They subclass :class:`envs.errors.SimjepaError` (itself a ``ValueError``) so the CLI prints them as
+They subclass :class:`simjepa_core.errors.SimjepaError` (itself a ``ValueError``) so the CLI prints them as
 one line with exit code 2 and API users can catch ``ValueError`` generically.
 """
 from __future__ import annotations
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 
 class InvalidObservationError(SimjepaError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.atomic import write_json, write_text
+from simjepa_core.atomic import write_json, write_text
 from .episode import load_subgoals, subgoal_steps
 from .errors import PlannerConfigError
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.atomic import atomic_path
+from simjepa_core.atomic import atomic_path
 from .agent import Agent, _check_state, _split
 from .imagine import Context
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.atomic import atomic_path
+from simjepa_core.atomic import atomic_path
 
 MIN_PANEL = 256  # small renders (64 px) are upscaled so the video is watchable
 HEADER = 22

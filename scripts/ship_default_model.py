@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from world_model.bundle import with_planner_defaults
+from world_model.model_file import with_planner_defaults
 from world_model.encoder_loading import DEFAULT_ENCODER_PATH
 from world_model.predictor import DEFAULT_MODEL
 

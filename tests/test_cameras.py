@@ -9,7 +9,7 @@ import torch
 
 import simjepa_cli
 from envs import make_env
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from planning import Agent, Context, InvalidObservationError, LatentPlanner, PlannerConfig
 from planning.energy import normalize_reps
 from planning.errors import PlannerConfigError
@@ -69,7 +69,7 @@ def test_plan_energy_is_the_mean_over_views():
 def test_two_view_world_model_from_collect_to_evaluate(tmp_path, capsys):
     """collect --camera front/side -> encode -> train on both -> the model records its cameras, the
     agent plans with both views (twice the predictor calls), and evaluate builds the env with them."""
-    from world_model.bundle import load_world_model
+    from world_model.model_file import load_world_model
 
     feats = []
     for cam in ("front", "side"):

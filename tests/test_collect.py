@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from envs.episodes import (
+from simjepa_core.episodes import (
     DatasetError, Episode, complete_episode_indices, episode_path, load_episode, read_manifest, write_episode,
 )
 from simjepa_cli import cli

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from world_model.bundle import encoder_entry, load_world_model, save_world_model, with_planner_defaults
+from world_model.model_file import encoder_entry, load_world_model, save_world_model, with_planner_defaults
 from world_model.encoder import build_encoder
 from world_model.encoder_loading import encoder_identity
 from world_model.predictor import DEFAULT_MODEL, build_predictor

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from world_model.checkpoints import CheckpointError, save_file, save_model
 from world_model.encoder import (
     ENCODER_CONFIGS,

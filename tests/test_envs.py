@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from envs.experts import demo_subgoals, make_expert
 from envs.proprio import advance_state, euler_to_mat, mat_to_euler
 from envs import scene

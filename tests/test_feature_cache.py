@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import simjepa_cli
-from envs.episodes import Episode, write_episode, write_manifest
+from simjepa_core.episodes import Episode, write_episode, write_manifest
 from world_model.encoder import build_encoder
 from world_model.encoder_loading import encoder_identity
 from world_model.feature_cache import FeatureCache, FeatureCacheError, build_feature_cache, feats_path
@@ -56,7 +56,7 @@ def test_build_reopen_shapes_and_values(data, tmp_path):
     assert m["encoder"] == encoder_identity(enc)
     assert m["source"]["env_id"] == "simjepa/Reach-v0" and m["source"]["path"] == str(data.resolve())
     assert [e["steps"] for e in m["episodes"]] == list(STEPS)
-    from envs.episodes import load_episode
+    from simjepa_core.episodes import load_episode
 
     for i, t in enumerate(STEPS):
         feats, actions, states = cache.episode(i)
@@ -163,8 +163,8 @@ def test_cli_encode_and_errors(data, tmp_path, capsys):
 def test_token_pool_is_cached_recorded_by_training_and_planned_with(tmp_path, capsys):
     """--token-pool 2: the cache holds 2x2-averaged patch tokens, training records the pool, and the world
     model encodes frames the same way, so the planner compares the features the predictor learnt."""
-    from envs.episodes import load_episode
-    from world_model.bundle import load_world_model
+    from simjepa_core.episodes import load_episode
+    from world_model.model_file import load_world_model
     from world_model.encoder_loading import load_encoder
 
     data = write_dataset(tmp_path / "data", steps=(8, 8, 8), size=64)

@@ -10,7 +10,7 @@ from planning import Agent, CEMConfig, Context, InvalidObservationError, LatentP
 from planning.energy import EnergyConfig, energy, normalize_reps
 from planning.errors import PlannerConfigError
 from planning.toy import ToyReachEnv, ToyWorldModel, toy_advance_state
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
 SMALL = dict(samples=64, iterations=5, topk=8)
 

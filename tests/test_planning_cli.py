@@ -16,7 +16,7 @@ METRIC_KEYS = {"success", "final_distance", "steps", "seconds_per_action", "ener
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A world model built and saved through the world_model API: 1-block ViT encoder, 1-block predictor."""
-    bundle = pytest.importorskip("world_model.bundle")
+    bundle = pytest.importorskip("world_model.model_file")
     from world_model.encoder import build_encoder
     from world_model.encoder_loading import encoder_identity
     from world_model.predictor import build_predictor
@@ -70,7 +70,7 @@ def test_a_model_holding_the_gripper_from_the_goal_plans_and_benches_pickplace(t
     """gripper_from_goal recorded for PickPlace: plan-episode plans through the five sub-goals with it
     (each needs the sub-goal's state) and the bench's FLOP count passes the goal state along."""
     from planning.bench import Scene, flops_per_action
-    from world_model.bundle import load_world_model, with_planner_defaults
+    from world_model.model_file import load_world_model, with_planner_defaults
 
     tuned = tmp_path / "tuned.pt"
     with_planner_defaults(tiny_model, tuned, {"per_env": {"simjepa/PickPlace-v0": {"gripper_from_goal": True}}})
@@ -120,13 +120,13 @@ def test_from_pretrained_layers_model_defaults_and_overrides(tiny_model, tmp_pat
     import numpy as np
 
     import planning
-    from world_model.bundle import load_world_model, save_world_model
+    from world_model.model_file import load_world_model, save_world_model
 
     agent = planning.Agent.from_pretrained(tiny_model, iters=3)
     assert (agent.config.cem.samples, agent.config.cem.iterations, agent.config.cem.topk) == (16, 3, 4)
     wm = load_world_model(tiny_model)
     odd = tmp_path / "odd.pt"
-    from world_model.bundle import encoder_entry
+    from world_model.model_file import encoder_entry
     from world_model.encoder_loading import encoder_identity
 
     save_world_model(odd, wm.predictor, encoder_entry(encoder_identity(wm.encoder.encoder), wm.encoder.encoder), 64, (4, 4),
@@ -144,7 +144,7 @@ def test_from_pretrained_layers_model_defaults_and_overrides(tiny_model, tmp_pat
 def test_per_env_planner_defaults_apply_to_their_env_only(tiny_model, tmp_path):
     """A model's ``planner["per_env"][env_id]`` beats its general defaults for that env; flags beat both."""
     import planning
-    from world_model.bundle import with_planner_defaults
+    from world_model.model_file import with_planner_defaults
 
     tuned = tmp_path / "tuned.pt"
     with_planner_defaults(tiny_model, tuned, {"per_env": {"simjepa/Reach-v0": {"samples": 24, "iterations": 5}}})
@@ -155,7 +155,7 @@ def test_per_env_planner_defaults_apply_to_their_env_only(tiny_model, tmp_path):
     assert (push.config.cem.samples, push.config.cem.iterations) == (16, 2) == (unnamed.config.cem.samples, unnamed.config.cem.iterations)
     assert planning.Agent.from_pretrained(tuned, env_id="simjepa/Reach-v0", samples=8).config.cem.samples == 8
     from planning.bench import Scene, make_agent
-    from world_model.bundle import load_world_model
+    from world_model.model_file import load_world_model
 
     wm = load_world_model(tuned)  # the other two ways to build an agent read the same recorded defaults
     assert planning.Agent(wm).config.cem.samples == 16

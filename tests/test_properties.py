@@ -63,7 +63,7 @@ def test_env_step_keeps_invariants(env_id, seed, actions):
 def world_model(tmp_path_factory):
     """A tiny randomly initialised world model at 32 px (1-block encoder and predictor)."""
     from world_model import load_world_model
-    from world_model.bundle import encoder_entry, save_world_model
+    from world_model.model_file import encoder_entry, save_world_model
     from world_model.encoder import build_encoder
     from world_model.encoder_loading import encoder_identity
     from world_model.predictor import build_predictor
@@ -128,7 +128,7 @@ def test_closed_loop_planner_episode_keeps_env_invariants(world_model, env_id, s
        action=st.lists(unit_floats(), min_size=7, max_size=7))
 def test_non_finite_inputs_raise_typed_errors_and_change_nothing(world_model, env_id, index, bad, action):
     """One NaN/inf anywhere: env.step and agent.act raise a ValueError subclass; the env state is untouched."""
-    from envs.errors import SimjepaError
+    from simjepa_core.errors import SimjepaError
     from planning import Agent, InvalidObservationError, PlannerConfig
 
     e = env(env_id)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from tests.robustness.helpers import (
     REPO, SIZE, TINY_PLANNER, assert_one_line_error, build_workspace, cli, run_console, tree_hashes, truncate,
     writes_blocked_by_chmod,
@@ -152,7 +152,7 @@ def test_model_checkpoint_passed_as_encoder(ws, tmp_path, capsys):
 
 def test_world_model_with_predictor_of_other_width(ws, tmp_path, capsys):
     """A predictor whose feature width is not the encoder's must be refused at load, not crash in a matmul."""
-    from world_model.bundle import encoder_entry, save_world_model
+    from world_model.model_file import encoder_entry, save_world_model
     from world_model.encoder_loading import encoder_identity, load_encoder
     from world_model.predictor import build_predictor
 

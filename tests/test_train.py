@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from world_model.bundle import load_world_model
+from world_model.model_file import load_world_model
 from world_model.checkpoints import load_file
 from world_model.encoder_loading import encoder_identity, load_encoder
 from world_model.feature_cache import FeatureCache, arrays_path, feats_path
 from world_model.losses import feature_loss, predictor_losses, rollout, rollout_targets
 from world_model.predictor import normalize_reps
-from world_model.train import ArraySource, TrainConfig, TrainError, train
+from world_model.data import ArraySource, TrainError
+from world_model.train import TrainConfig, train
 
 FAKE_ENCODER = {"name": "synthetic", "config": {"embed_dim": 32}, "weights_hash": "0123456789abcdef"}
 

@@ -24,7 +24,7 @@ def _train(cache, out, nproc: int) -> subprocess.CompletedProcess:
     args = ["--features", str(cache), "--out", str(out), "--config", "tiny", "--steps", "3", "--batch-size", "4",
             "--val-fraction", "0.34", "--val-rollout", "2", "--workers", "0", "--quiet"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "world_model.train", *args]
+           "--master-port", str(_free_port()), "-m", "simjepa_cli", "train", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 

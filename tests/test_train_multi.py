@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from world_model.train import ArraySource, MultiSource, TrainError, describe_source
+from world_model.data import ArraySource, MultiSource, TrainError, describe_source
 
 
 def _source(env_id: str, n: int, weights_hash: str = "abc", grid=(2, 2), offset: float = 0.0,

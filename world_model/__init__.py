@@ -17,6 +17,6 @@ from world_model.encoder import (
 from world_model.encoder_loading import encoder_identity, load_encoder, save_encoder
 from world_model.frozen_encoder import FrozenEncoder
 from world_model.preprocessing import frames_to_clips
-# --- AC predictor, training and world-model bundle (issue 5) ---
-from world_model.bundle import WorldModel, load_world_model, save_world_model
+# --- AC predictor and the world-model file (issue 5) ---
+from world_model.model_file import WorldModel, load_world_model, save_world_model
 from world_model.predictor import ACPredictor, PredictorConfig, build_predictor, load_predictor, normalize_reps

@@ -21,8 +21,8 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from envs.errors import SimjepaError
-from envs.atomic import atomic_path, write_text
+from simjepa_core.errors import SimjepaError
+from simjepa_core.atomic import atomic_path, write_text
 
 FORMAT_VERSION = 1
 OFFICIAL_PREFIXES = ("module.", "backbone.", "_orig_mod.")

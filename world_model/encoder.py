@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from world_model.layers import Block, grid_positions
 
 

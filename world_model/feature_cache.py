@@ -36,8 +36,9 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from envs.errors import SimjepaError
-from envs.atomic import atomic_path
+from simjepa_core.errors import SimjepaError
+from simjepa_core.atomic import atomic_path
+from simjepa_core.episodes import PROPRIO_DIM, complete_episode_indices, load_episode, read_manifest
 from world_model.encoder import VideoViT
 from world_model.encoder_loading import encoder_identity
 from world_model.frozen_encoder import FrozenEncoder
@@ -45,7 +46,6 @@ from world_model.frozen_encoder import FrozenEncoder
 CACHE_FORMAT = "simjepa/feature_cache"
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
-PROPRIO_DIM = 7  # end-effector position (3), orientation (3), gripper (1): the state's first 7 entries
 
 
 class FeatureCacheError(SimjepaError):
@@ -224,7 +224,7 @@ class FeatureCache:
 
 
 def _episode_arrays(ep: Any) -> dict[str, np.ndarray]:
-    """Frames/actions/states/success/distance from what ``envs.episodes.load_episode`` returns."""
+    """Frames/actions/states/success/distance from what ``simjepa_core.episodes.load_episode`` returns."""
     get = ep.__getitem__ if isinstance(ep, Mapping) else (lambda k: getattr(ep, k))
     try:
         return {k: np.asarray(get(k)) for k in ("frames", "actions", "states", "success", "distance")}
@@ -304,11 +304,9 @@ def build_feature_cache(
     ``rank``/``world_size`` default to the torchrun environment (RANK, WORLD_SIZE). Returns the
     cache as this rank last saw it (complete once the last rank finishes).
     """
-    from envs import episodes as source
-
     data, root = Path(data), Path(out)
-    source_manifest = source.read_manifest(str(data))
-    wanted = sorted(int(i) for i in source.complete_episode_indices(str(data)))
+    source_manifest = read_manifest(str(data))
+    wanted = sorted(int(i) for i in complete_episode_indices(str(data)))
     own_dist = False
     if rank is None or world_size is None:
         rank, world_size, own_dist = _distributed()
@@ -363,7 +361,7 @@ def build_feature_cache(
                desc=f"encode{f' rank {rank}' if world_size > 1 else ''}", position=rank if world_size > 1 else None)
     frames_done, t0 = 0, time.perf_counter()
     for i in todo:
-        ep = _episode_arrays(source.load_episode(str(data), i))
+        ep = _episode_arrays(load_episode(str(data), i))
         feats = frozen.encode(ep["frames"]).numpy().astype(np.float16)  # [T+1, N, D]
         if not np.isfinite(feats).all():
             raise FeatureCacheError(f"episode {i}: encoder features overflow float16; check the encoder weights")

@@ -1,8 +1,8 @@
 """Frozen encoder inference: uint8 frames in, float32 patch features out, as fast as the machine allows.
 
 The encoder is never trained in V-JEPA 2-AC, so everything here runs in ``inference_mode`` with
-the weights kept fp32 and the matmuls in bf16 autocast (3-5x faster on CPUs with AMX, and what the
-official code runs on GPU); outputs are returned as float32 so callers never see bf16.
+the weights kept fp32 and the matmuls in bf16 autocast (several times faster on CPUs with AMX, and what
+the official code runs on GPU); outputs are returned as float32 so callers never see bf16.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 from world_model.encoder import VideoViT
 from world_model.preprocessing import _size_hw, frames_to_clips, frames_to_tensor
 

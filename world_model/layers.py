@@ -9,7 +9,7 @@ tokens. Parameter names (``qkv``, ``proj``, ``fc1``, ``fc2``, ``norm1``, ``norm2
 official checkpoints so their state dicts load without renaming.
 
 Speed: the official code recomputes sin/cos and concatenates six rotated chunks per attention
-call (about 70% of a small predictor's time on CPU). Here the rotation of a whole head is one
+call (most of a small predictor's time on CPU). Here the rotation of a whole head is one
 precomputed ``cos``/signed ``sin`` table pair per position set (:func:`rope_tables`, cached), applied
 to queries and keys together with three element-wise kernels (:func:`apply_rope`). The per-call
 official formulation stays available (``reference=True``) as the baseline the benchmark compares

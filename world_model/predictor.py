@@ -78,7 +78,7 @@ class PredictorConfig:
 # all use head width 64, so their official-layout exports load back with the same head count.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(width=128, depth=2, num_heads=2),
-    "mini": dict(width=192, depth=4, num_heads=3),  # the shipped CPU default: plans in < 1 s per action
+    "mini": dict(width=192, depth=4, num_heads=3),  # the shipped CPU default: sized for CPU planning
     "small": dict(width=256, depth=6, num_heads=4),
     "base": dict(width=512, depth=12, num_heads=8),
     "vjepa2-ac": dict(width=1024, depth=24, num_heads=16),
@@ -200,7 +200,7 @@ class ACPredictor(nn.Module):
 
     def compile_decode(self, enabled: bool = True) -> None:
         """Run :meth:`decode_step`'s blocks through ``torch.compile`` (fuses RoPE, norms, GELU and
-        casts): about 25% faster planning on CPU after a one-off compile of ~15-30 s. Used only for
+        casts): faster planning on CPU after a one-off compile of some seconds. Used only for
         steps of at least ``COMPILE_MIN_NUMEL`` activations, where it pays off (small searches and
         tests stay eager and never compile); a compile failure (e.g. no C++ compiler) warns once
         and falls back to eager. Outputs equal eager within bf16 rounding."""
@@ -364,7 +364,7 @@ def load_predictor(path_or_name: str | Path) -> ACPredictor:
     """An official V-JEPA 2-AC checkpoint, one of ours (predictor or world model), a training run's
     output directory (its ``final.pt``), or ``"default"`` (the shipped model)."""
     if str(path_or_name) == "default" or Path(path_or_name).is_dir():
-        from .bundle import load_world_model
+        from .model_file import load_world_model
 
         return load_world_model(path_or_name, with_encoder=False).predictor
     path = Path(path_or_name)
@@ -374,7 +374,7 @@ def load_predictor(path_or_name: str | Path) -> ACPredictor:
         ours = read_model(path, "predictor")
         return predictor_from_dict(ours["config"], ours["state_dict"], f"predictor checkpoint {path}")
     if fmt == "simjepa/world_model":
-        from .bundle import load_world_model
+        from .model_file import load_world_model
 
         return load_world_model(path, with_encoder=False).predictor
     if fmt is not None:

@@ -10,9 +10,9 @@ trivial constant solution; the collapse monitor (per-dimension std and effective
 shows whether it did.
 
 The training state (weights, EMA, optimizer, RNG, step) is checkpointed to ``<out>.run/state.pt``
-so a killed run resumes to the same weights as an uninterrupted one: the learning-rate, weight-decay
-and momentum schedules are functions of the step, and all randomness (clip and mask sampling) comes
-from one saved ``torch.Generator``. The final file is the *target* encoder (as officially used for
+(:class:`world_model.training_loop.RunState`, as in predictor training), so a killed run resumes
+to the same weights as an uninterrupted one: the learning-rate and momentum schedules are functions
+of the step, and all randomness (clip and mask sampling) comes from one saved ``torch.Generator``. The final file is the *target* encoder (as officially used for
 evaluation) in our encoder checkpoint format, loadable by ``world_model.load_encoder``.
 """
 from __future__ import annotations
@@ -31,13 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from envs.errors import SimjepaError
-from envs.atomic import write_text
-from world_model.checkpoints import load_file, save_file, save_model, truncate_log, weights_hash
+from simjepa_core.errors import SimjepaError
+from simjepa_core.atomic import write_text
+from simjepa_core.episodes import complete_episode_indices, load_episode, read_manifest
+from world_model.checkpoints import save_model, weights_hash
 from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
 from world_model.layers import Block, grid_positions
 from world_model.masks import VJEPA_MASKS, sample_multiblock_masks
 from world_model.preprocessing import normalize_frames
+from world_model.training_loop import RunState, SkippedBatches, adamw, set_lr, write_row
 
 STATE_FORMAT = "simjepa/pretrain-state"
 
@@ -167,16 +169,14 @@ def load_episode_frames(dirs: Sequence[str | os.PathLike], image_size: int) -> l
     Returns one uint8 ``[T+1, S, S, 3]`` array per episode. Resizing here (antialiased, like the
     encoder's preprocessing) keeps the in-memory set small and the training step free of it.
     """
-    from envs import episodes as ep
-
     out: list[np.ndarray] = []
     for d in dirs:
         d = Path(d)
         if not d.is_dir():
             raise PretrainError(f"--data {d} is not a directory; collect episodes first with `simjepa collect --out {d}`")
-        ep.read_manifest(str(d))
-        for i in ep.complete_episode_indices(str(d)):
-            frames = ep.load_episode(str(d), i).frames  # [T+1, H, W, 3] uint8
+        read_manifest(str(d))
+        for i in complete_episode_indices(str(d)):
+            frames = load_episode(str(d), i).frames  # [T+1, H, W, 3] uint8
             if frames.shape[1:3] != (image_size, image_size):
                 x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
                 x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
@@ -283,16 +283,9 @@ def run_dir_for(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".run")
 
 
-def _param_groups(*modules: nn.Module) -> list[dict[str, Any]]:
-    """Weight decay on matrices only (official ``init_opt``: biases and norms excluded)."""
-    decay, no_decay = [], []
-    for mod in modules:
-        for name, p in mod.named_parameters():
-            (no_decay if name.endswith("bias") or p.ndim == 1 else decay).append(p)
-    return [{"params": decay, "decay": True}, {"params": no_decay, "decay": False, "weight_decay": 0.0}]
-
-
 class _Trainer:
+    """The models, optimizer and sampling generator of a pretraining run, and one step of it."""
+
     def __init__(self, config: PretrainConfig):
         self.c = config
         self.encoder = build_pretrain_encoder(config)
@@ -301,47 +294,23 @@ class _Trainer:
             self.encoder.embed_dim, config.pred_dim, config.pred_depth, config.pred_heads,
             num_mask_tokens=len(VJEPA_MASKS), seed=config.seed,
         )
-        self.optimizer = torch.optim.AdamW(
-            _param_groups(self.encoder, self.predictor), lr=config.lr, weight_decay=config.weight_decay,
-            betas=(0.9, 0.999), eps=1e-8,
-        )
+        self.optimizer = adamw([self.encoder, self.predictor], config.lr, config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
+        self.skipped = SkippedBatches(PretrainError, "the loss diverged; lower --lr and rerun with a new --out")
         self.step = 0
         grid = self.encoder.grid(config.frames, config.image_size, config.image_size)
         self.grid = grid
         self.positions = grid_positions(*grid)  # [N, 3]
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "format": STATE_FORMAT, "settings": self.c.result_settings(), "step": self.step,
-            "encoder": self.encoder.state_dict(), "target": self.target.state_dict(),
-            "predictor": self.predictor.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-        }
-
-    def load_state(self, state: dict[str, Any], path: Path) -> None:
-        if state.get("format") != STATE_FORMAT:
-            raise PretrainError(f"{path} is not a pretraining state file; delete it or choose another --out")
-        if state.get("settings") != self.c.result_settings():
-            old, new = state.get("settings", {}), self.c.result_settings()
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise PretrainError(
-                f"{path} belongs to a run with other settings ({', '.join(diff)} differ); "
-                f"rerun with the same settings to resume, or choose another --out"
-            )
-        self.encoder.load_state_dict(state["encoder"])
-        self.target.load_state_dict(state["target"])
-        self.predictor.load_state_dict(state["predictor"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.step = int(state["step"])
+    def modules(self) -> dict[str, nn.Module]:
+        """What the run state saves, under its keys."""
+        return {"encoder": self.encoder, "target": self.target, "predictor": self.predictor}
 
     def train_step(self, sampler: ClipSampler) -> dict[str, float]:
+        """One step; a non-finite loss skips it (no update of the encoder, predictor or EMA target)."""
         c = self.c
         lr = lr_at(self.step, c)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-            group["weight_decay"] = c.weight_decay if group["decay"] else 0.0
+        set_lr(self.optimizer, lr)
         clips = clips_to_input(sampler.sample(c.batch_size, self.generator), c.image_size)  # [B, 3, F, S, S]
         masks = sample_multiblock_masks(self.grid, c.batch_size, self.generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
@@ -355,15 +324,18 @@ class _Trainer:
                 target = torch.gather(h, 1, pred.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, M, D]
                 losses.append((p.float() - target).abs().mean())
             loss = torch.stack(losses).mean()
+        m = momentum_at(self.step, c)
+        self.step += 1
+        if not torch.isfinite(loss).item():
+            self.skipped.skip(self.step, "loss")
+            return {"step": self.step, "lr": lr, "momentum": m, "skipped": self.skipped.count}
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        m = momentum_at(self.step, c)
         with torch.no_grad():
             tgt = list(self.target.parameters())
             torch._foreach_mul_(tgt, m)
             torch._foreach_add_(tgt, list(self.encoder.parameters()), alpha=1.0 - m)
-        self.step += 1
         row = {"step": self.step, "loss": float(loss.detach()), "lr": lr, "momentum": m}
         if self.step % c.log_every == 0 or self.step == c.steps:
             row.update(collapse_stats(h))
@@ -388,44 +360,46 @@ def pretrain(
 
     config.check()
     out = Path(out)
-    run = run_dir_for(out)
-    run.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run / "state.pt", run / "log.jsonl"
+    run_dir = run_dir_for(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = RunState(run_dir / "state.pt", run_dir / "log.jsonl", STATE_FORMAT, config.result_settings(),
+                   every=config.ckpt_every, last=config.steps, error=PretrainError, what="pretraining state file",
+                   where=str(run_dir))
     trainer = _Trainer(config)
-    if state_path.exists():
-        trainer.load_state(load_file(state_path), state_path)
-    truncate_log(log_path, trainer.step)
+    state = run.load()
+    if state is not None:
+        trainer.step, trainer.skipped.count = run.restore(state, trainer.modules(), trainer.optimizer,
+                                                          {"generator": trainer.generator})
     sampler = ClipSampler(episodes, config.frames, config.frame_stride, config.still_fraction)
-    prior = json.loads((run / "timing.json").read_text()).get("seconds", 0.0) if (run / "timing.json").exists() else 0.0
+    timing = run_dir / "timing.json"
+    prior = json.loads(timing.read_text()).get("seconds", 0.0) if timing.exists() else 0.0
     t0 = time.perf_counter()
     last = {"loss": float("nan")}
     bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, desc="pretrain", unit="step")
-    with open(log_path, "a") as log:
+    with run.log(trainer.step) as log:
         while trainer.step < config.steps:
             row = trainer.train_step(sampler)
             last = row
-            if not math.isfinite(row["loss"]):
-                raise PretrainError(f"loss became {row['loss']} at step {row['step']}; lower --lr and rerun with a new --out")
-            if "target_std" in row or trainer.step == config.steps:
+            if "target_std" in row or "loss" not in row or trainer.step == config.steps:
                 row["seconds"] = prior + time.perf_counter() - t0
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{row['loss']:.4f}", std=f"{row.get('target_std', float('nan')):.3f}",
+                write_row(log, row)
+                bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4f}", std=f"{row.get('target_std', float('nan')):.3f}",
                                 erank=f"{row.get('target_erank', float('nan')):.1f}")
                 if row.get("target_std", 1.0) < 1e-3:
                     tqdm.write(f"warning: target features are collapsing (std {row['target_std']:.2e}) at step {row['step']}")
             bar.update(1)
-            if trainer.step % config.ckpt_every == 0 or trainer.step == config.steps:
-                save_file(trainer.state(), state_path)
-                write_text(run / "timing.json", json.dumps({"seconds": prior + time.perf_counter() - t0}))
+            if run.due(trainer.step):
+                run.save(trainer.step, trainer.skipped.count, trainer.modules(), trainer.optimizer,
+                         {"generator": trainer.generator})
+                write_text(timing, json.dumps({"seconds": prior + time.perf_counter() - t0}))
             if on_step is not None:
                 on_step(row)
     bar.close()
-    seconds = json.loads((run / "timing.json").read_text())["seconds"] if (run / "timing.json").exists() else 0.0
-    final_loss = last["loss"]
+    seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
+    final_loss = last.get("loss", float("nan"))
     if not math.isfinite(final_loss):  # resumed a finished run: report the logged final loss
-        rows = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else []
-        final_loss = rows[-1]["loss"] if rows else float("nan")
+        rows = [json.loads(x) for x in run.log_path.read_text().splitlines() if x.strip()] if run.log_path.exists() else []
+        final_loss = next((r["loss"] for r in reversed(rows) if "loss" in r), float("nan"))
     enc_config = trainer.target.config
     save_model(
         out, "encoder", asdict(enc_config), trainer.target,
@@ -434,4 +408,4 @@ def pretrain(
         pretraining={**asdict(config), "data": [str(d) for d in data], "episodes": len(episodes),
                      "final_loss": final_loss, "seconds": seconds, "steps_done": trainer.step},
     )
-    return PretrainResult(out=out, steps=trainer.step, final_loss=final_loss, seconds=seconds, log=log_path)
+    return PretrainResult(out=out, steps=trainer.step, final_loss=final_loss, seconds=seconds, log=run.log_path)

@@ -19,16 +19,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs.errors import SimjepaError
+from simjepa_core.errors import SimjepaError
 
-# The object probe on thousands of standardised features picks alpha ~1e3-1e4; the grid reaches 1e6 so
-# the choice is never its edge (a grid that stopped at 1e4 picked 1e4, i.e. wanted more).
+# The object probe on thousands of standardised features wants strong regularisation; the grid reaches
+# far enough that the chosen alpha is not its edge (an edge choice means the grid was too short).
 DEFAULT_ALPHAS = (1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
 
@@ -210,41 +210,8 @@ class ProbeEpisode:
     obj: np.ndarray | None  # [T+1, 3] object position (m), None for envs without one
 
 
-def object_slice(env: Any) -> slice | None:
-    """Where the manipulated object's position sits in ``obs["state"]``, for envs that have one.
-
-    Our cube tasks append (cube position, cube Euler, target) after the 7 proprioceptive values
-    (:class:`envs.tasks._CubeTask`); Reach appends its goal point, which is no object.
-    """
-    return slice(7, 10) if hasattr(env.unwrapped, "cube_pose") else None
-
-
-def collect_probe_episodes(
-    env_id: str, episodes: int, seed_start: int, render_size: int, policy: str = "mixed",
-    progress: bool = True,
-) -> list[ProbeEpisode]:
-    """Roll out ``episodes`` seeded episodes (``seed_start + i``) with ``simjepa collect``'s policies."""
-    from tqdm import tqdm
-
-    from envs import make_env
-    from envs.collect import run_episode
-
-    env = make_env(env_id, render_size=render_size)
-    obj = object_slice(env)
-    max_steps = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 50
-    out = []
-    try:
-        for i in tqdm(range(episodes), desc=f"probe episodes {env_id}", disable=not progress):
-            ep = run_episode(env, policy, seed_start + i, max_steps)
-            states = ep.states.astype(np.float64)
-            out.append(ProbeEpisode(frames=ep.frames, ee=states[:, :3], obj=None if obj is None else states[:, obj]))
-    finally:
-        env.close()
-    return out
-
-
 # The table region the camera sees (m): the arm's workspace box widened by 5 cm. A cube outside it
-# has left the scene (knocked off, or launched by a contact glitch; see the report in README).
+# has left the scene (knocked off, or launched by a contact glitch).
 SCENE_LOW = np.array([-0.27, -0.35, -0.01])
 SCENE_HIGH = np.array([0.35, 0.35, 0.47])
 
@@ -260,7 +227,7 @@ def in_scene(ep: ProbeEpisode) -> bool:
 @dataclass
 class ProbeSettings:
     env: str
-    episodes: int  # the object probe needs many cube placements: ~60 training episodes overfit (README)
+    episodes: int  # the object probe needs many cube placements (one per episode): too few overfit
     seed_start: int
     render_size: int
     policy: str = "mixed"
@@ -316,17 +283,21 @@ def probe_features(
 
 
 def run_probe(
-    encoder: torch.nn.Module, settings: ProbeSettings, image_size: int | None = None, progress: bool = True,
-    episodes: Sequence[ProbeEpisode] | None = None,
+    encoder: torch.nn.Module, settings: ProbeSettings, image_size: int | None = None, progress: bool = True, *,
+    episodes: Sequence[ProbeEpisode] | Callable[[], Sequence[ProbeEpisode]],
 ) -> dict[str, Any]:
-    """Collect episodes (unless given), encode with the frozen encoder, probe ee and object position."""
+    """Encode the episodes with the frozen encoder and probe ee and object position.
+
+    ``episodes``: the episodes, or a function that collects them (timed as ``seconds["collect"]``);
+    rolling them out needs the simulator, which this package does not import
+    (:func:`planning.probe_episodes.collect_probe_episodes` does it for ``simjepa probe``).
+    """
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     image_size = image_size or encoder.config.image_size
-    if episodes is None:
-        episodes = collect_probe_episodes(settings.env, settings.episodes, settings.seed_start,
-                                          settings.render_size, settings.policy, progress)
+    if callable(episodes):
+        episodes = episodes()
     kept = [e for e in episodes if in_scene(e)]
     dropped, used = len(episodes) - len(kept), len(kept)
     episodes = kept

@@ -1,7 +1,7 @@
 """Atomic file writes: a temp file in the target folder renamed over the target, so an interrupted
 command never leaves a half-written episode, cache shard, checkpoint, video or JSON that looks complete.
 
-The one implementation for every layer (it lives in ``envs``, the bottom of the dependency chain)."""
+The one implementation for every layer (it lives in :mod:`simjepa_core`, which every layer imports)."""
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,7 @@
-"""A world model in one file: frozen encoder (reference or embedded) + AC predictor + planner defaults.
+"""The world-model file: frozen encoder (reference or embedded) + AC predictor + planner defaults.
+
+What ``simjepa train`` writes as ``final.pt``, what ``--model`` / :func:`load_world_model` read and
+what the shipped default model is.
 
 The planner needs exactly ``encoder``, ``predictor``, ``image_size``, ``planner``, ``info`` and
 ``encode(frames)``. Large encoders (the official ViT-g is 1B parameters) are stored by reference
@@ -14,6 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from simjepa_core.errors import SimjepaError
 
 from .checkpoints import CheckpointError, read_model, save_model, weights_hash
 from .predictor import DEFAULT_MODEL, ACPredictor, predictor_from_dict
@@ -60,6 +65,31 @@ def encoder_entry(identity: Mapping[str, Any], encoder: torch.nn.Module | None =
         if sum(v.numel() for v in sd.values()) < EMBED_ENCODER_MAX_PARAMS:
             entry["state_dict"] = sd
     return entry
+
+
+def embeddable_encoder(identity: Mapping[str, Any]) -> torch.nn.Module | None:
+    """The encoder module a feature cache names (``identity`` = {name, config, weights_hash}), when it is
+    small enough to embed in a world-model file and its name still loads the same weights; else None
+    (the file then stores the encoder by reference only)."""
+    from .encoder import EncoderConfig
+    from .encoder_loading import load_encoder
+
+    try:
+        cfg = EncoderConfig.from_dict(dict(identity["config"]))
+    except (SimjepaError, TypeError):
+        return None
+    params = cfg.depth * (4 + 2 * cfg.mlp_ratio) * cfg.embed_dim**2  # attention + MLP weights
+    if params >= EMBED_ENCODER_MAX_PARAMS:
+        return None  # large encoders are stored by reference only
+    try:
+        enc = load_encoder(identity["name"])
+    except SimjepaError as exc:
+        warnings.warn(f"final.pt stores the encoder by reference only: {exc}")
+        return None
+    if weights_hash(enc.state_dict()) != identity["weights_hash"]:
+        warnings.warn(f"encoder {identity['name']!r} now loads other weights than the cache's; final.pt stores it by reference only")
+        return None
+    return enc
 
 
 def save_world_model(

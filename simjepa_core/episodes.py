@@ -12,7 +12,8 @@ Each ``.npz`` holds (T = number of actions):
 
     frames   uint8   [T+1, H, W, 3]  observation before each action, then the final one
     actions  float32 [T, A]
-    states   float32 [T+1, S]        obs["state"] aligned with frames
+    states   float32 [T+1, S]        obs["state"] aligned with frames; the first PROPRIO_DIM = 7 are
+                                     the arm's proprioception (ee position, orientation, gripper)
     success  bool    [T+1]           info["success"] aligned with frames
     distance float32 [T+1]           info["distance"] aligned with frames
     seed     int64   []              the reset seed
@@ -33,10 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.errors import SimjepaError
-from envs.atomic import atomic_path
+from simjepa_core.errors import SimjepaError
+from simjepa_core.atomic import atomic_path
 
 FORMAT_VERSION = 1
+# ``states`` start with the arm's proprioception: end-effector position (3), orientation (3, euler
+# xyz) and gripper opening (1). Env-specific entries (object pose, target) may follow; models read
+# only this prefix, so datasets of different tasks share one state layout.
+PROPRIO_DIM = 7
 MANIFEST = "manifest.json"
 MANIFEST_KEYS = (
     "version", "env_id", "render_size", "episodes", "action_dim", "state_dim", "policy", "seed_start",
