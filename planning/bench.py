@@ -202,10 +202,9 @@ def flops_per_action(wm, scene: Scene, settings: dict[str, Any] | None) -> float
     agent = make_agent(wm, scene, settings, {"iterations": 1})
     ctx = _context(agent, scene)  # encoder FLOPs stay outside the count
     goal = agent.goal_features(scene.goal["pixels"])
-    goal_state = torch.from_numpy(np.asarray(scene.goal["state"][: agent.state_dim], dtype=np.float32))  # gripper_from_goal, yaw_from_goal read it
     counter = FlopCounterMode(display=False)
-    with counter:
-        agent.planner.plan(ctx, goal, agent.action_dim, goal_state, None, torch.Generator().manual_seed(0))
+    with counter:  # image-goal protocol: no goal state
+        agent.planner.plan(ctx, goal, agent.action_dim, None, None, torch.Generator().manual_seed(0))
     iters = make_agent(wm, scene, settings).config.cem.iterations
     return float(counter.get_total_flops()) * iters
 

@@ -1,0 +1,67 @@
+"""Which goals the planner plans through, and the protocol label that choice gives every result.
+
+``none`` (the default) is the image-goal protocol: the planner plans towards the env's ONE goal
+image, as a user who has a photo of the finished task would. ``expert-replay`` is privileged: it
+resets a second env with the evaluated seed, runs the scripted expert on the true cube and target
+positions (:func:`envs.experts.demo_subgoals`) and plans through frames of that demonstration. It
+shows what the world model and planner do when the hard part (where to go first) is given away; a
+user cannot do that, so its results are labelled ``"expert-replay (privileged)"`` wherever they go.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .agent import IMAGE_GOAL
+from .errors import PlannerConfigError
+
+NONE, EXPERT_REPLAY = "none", "expert-replay"
+SUBGOAL_MODES = (NONE, EXPERT_REPLAY)
+PROTOCOLS = {NONE: IMAGE_GOAL, EXPERT_REPLAY: "expert-replay (privileged)"}
+
+PHASED_TASKS = ("simjepa/Push-v0", "simjepa/PickPlace-v0")
+# Steps spent on each expert-replay sub-goal but the last (which keeps the rest of the episode), tuned per
+# task on seeds 500-509 (docs: "Closed-loop results"); other tasks split the episode evenly.
+SUBGOAL_STEPS = {"simjepa/Push-v0": 10, "simjepa/PickPlace-v0": 10}
+
+
+def check_mode(subgoals: str) -> str:
+    """``subgoals`` if it names a mode, else a :class:`PlannerConfigError` listing them."""
+    if subgoals not in SUBGOAL_MODES:
+        raise PlannerConfigError(f"unknown sub-goal mode {subgoals!r}; use one of {', '.join(SUBGOAL_MODES)} "
+                                 f"({EXPERT_REPLAY} is privileged: it replays the scripted expert on the evaluated seed)")
+    return subgoals
+
+
+def protocol(subgoals: str) -> str:
+    """The protocol label of a sub-goal mode: ``"image-goal"`` or ``"expert-replay (privileged)"``."""
+    return PROTOCOLS[check_mode(subgoals)]
+
+
+def is_privileged(subgoals: str) -> bool:
+    return check_mode(subgoals) != NONE
+
+
+def load_subgoals(subgoals: str, env_id: str, seed: int, render_size: int, cameras: tuple[str, ...] = ("front",)
+                  ) -> list[dict[str, np.ndarray]] | None:
+    """The goals to plan through: None for ``none`` (the env's goal image); for ``expert-replay`` the
+    expert's demonstration of ``seed`` seen by ``cameras``: above / behind / goal for Push, above / down /
+    grasp / lift / place for PickPlace."""
+    if check_mode(subgoals) == NONE:
+        return None
+    if env_id not in PHASED_TASKS:
+        raise PlannerConfigError(f"--subgoals {EXPERT_REPLAY} needs a phased task ({', '.join(PHASED_TASKS)}), "
+                                 f"got {env_id}; use --subgoals {NONE}")
+    from envs.experts import demo_subgoals
+
+    return list(demo_subgoals(env_id, seed, render_size, cameras))
+
+
+def subgoal_steps(env_id: str, limit: int, n_goals: int, requested: int | None = None) -> int:
+    """Steps on each sub-goal but the last: ``requested``, else the task's tuned budget, never more than
+    an even split of the ``limit`` so every sub-goal gets its turn in a short episode."""
+    if requested is not None:
+        if requested < 1:
+            raise PlannerConfigError(f"--subgoal-steps {requested} must be >= 1")
+        return int(requested)
+    even = max(1, limit // n_goals)
+    return min(SUBGOAL_STEPS.get(env_id, even), even)
