@@ -105,6 +105,11 @@ def _check_state(state: Any, what: str, state_dim: int) -> np.ndarray:
 
 def _split(obs: Any, what: str, cameras: tuple[str, ...] = ("front",)) -> tuple[list[np.ndarray], Any]:
     """The checked frame of every camera the model plans with (``pixels``, then ``pixels_<name>``), and the state."""
+    return _frames(obs, what, cameras), obs.get("state")
+
+
+def _frames(obs: Any, what: str, cameras: tuple[str, ...] = ("front",)) -> list[np.ndarray]:
+    """The checked frame of every camera the model plans with; nothing else of ``obs`` is read."""
     if not isinstance(obs, Mapping) or "pixels" not in obs:
         raise InvalidObservationError(f"{what} must be a dict with 'pixels' (and 'state'), got {type(obs).__name__}")
     frames = []
@@ -116,7 +121,7 @@ def _split(obs: Any, what: str, cameras: tuple[str, ...] = ("front",)) -> tuple[
                 f"make_env(env_id, cameras={tuple(cameras)!r})"
             )
         frames.append(_check_frame(obs[key], what if i == 0 else f"{what} {key}"))
-    return frames, obs.get("state")
+    return frames
 
 
 def as_goal(goal: Any) -> Mapping[str, Any]:
@@ -247,9 +252,11 @@ class Agent:
         ``goal``: an image ``[H, W, 3]`` uint8, or a dict with ``pixels`` (``pixels_<camera>`` for a
         multi-camera model). Without ``privileged_goal_state`` a ``state`` entry is not even read.
         """
-        goal_frames, goal_state = _split(as_goal(goal), "goal", self.cameras)
+        goal = as_goal(goal)
+        goal_frames = _frames(goal, "goal", self.cameras)
         if not self.privileged_goal_state:
             return goal_frames, None
+        goal_state = goal.get("state")
         if goal_state is None:
             raise InvalidObservationError("this agent plans with the goal's state (privileged_goal_state=True), "
                                           "but the goal has no 'state'; pass the env's goal dict")

@@ -4,7 +4,7 @@ Why one run: the machine is shared, so numbers from different runs are not compa
 speedup and the peak fraction are only meaningful when both sides are measured back to back.
 The planner is timed through :class:`planning.Agent` on real env observations (encode + CEM), so
 ``seconds_per_action`` is what ``plan-episode`` pays per step. The reference planner is the
-official V-JEPA 2 way (fp32, full prefix re-run at each rollout step, per-call RoPE); it is
+official V-JEPA 2 way (fp32, full prefix re-run at each imagined step, per-call RoPE); it is
 also checked to pick the same plan as ours.
 """
 from __future__ import annotations

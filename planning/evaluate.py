@@ -79,7 +79,8 @@ def _episode(seed: int) -> dict[str, Any]:
              if st["policy"] == "planner" else None)
     limit = st["max_steps"] or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
     per_goal = subgoal_steps(st["env_id"], limit, len(goals), st["subgoal_steps"]) if goals else None
-    m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=per_goal)
+    m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=per_goal,
+                privileged_goal_state=st["policy"] == "planner" and is_privileged(st["subgoals"]))
     energies = [e for e in m["energy"] if e is not None]
     config = getattr(policy, "config", None)
     return {

@@ -87,7 +87,8 @@ def plan_episode(
                 bar.set_postfix(E=f"{row['energy']:.4f}" if row["energy"] is not None else "-", d=f"{row['distance']:.3f}")
 
         metrics = rollout(env, agent, seed, max_steps=max_steps, subgoals=goals, subgoal_threshold=subgoal_threshold,
-                          subgoal_steps=sub_steps, record=True, on_step=on_step)
+                          subgoal_steps=sub_steps, record=True, on_step=on_step,
+                          privileged_goal_state=privileged)
         if bar is not None:
             bar.close()
         if landscape:

@@ -16,7 +16,7 @@ from .imagine import Context, imagine
 from .protocols import Predictor, StateAdvancer
 
 # Short names accepted by CLIs and ``Agent.from_pretrained(**overrides)``, and the official planner's names.
-ALIASES = {"iters": "iterations", "energy": "metric", "steps_per_plan": "execute_steps", "cem_steps": "iterations", "rollout": "horizon"}
+ALIASES = {"iters": "iterations", "energy": "metric", "steps_per_plan": "execute_steps", "cem_steps": "iterations"}
 
 
 @dataclass
@@ -27,9 +27,9 @@ class PlannerConfig:
     official planner). ``execute_steps``: MPC executes this many planned actions before re-planning.
     ``normalize_inputs``: predictor inputs are layer-normed (V-JEPA 2-AC ``normalize_reps``).
     ``autocast``: bf16 autocast for predictor calls (3-5x faster matmuls on CPUs with AMX).
-    ``reference``: score the official V-JEPA 2 way (fp32, whole prefix re-run each rollout step,
+    ``reference``: score the official V-JEPA 2 way (fp32, whole prefix re-run each imagined step,
     per-call RoPE); the benchmark's baseline, same plans within bf16 tolerance but several times slower.
-    ``compile``: ``torch.compile`` the predictor's cached rollout step for large searches (~25%
+    ``compile``: ``torch.compile`` the predictor's cached unroll step for large searches (~25%
     faster after a one-off compile of 15-30 s; searches under ``COMPILE_MIN_NUMEL`` activations per
     step, e.g. <= 250 samples at the default size, stay eager; falls back to eager if compiling fails).
     """

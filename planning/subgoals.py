@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs.tasks import task_spec
+
 from .agent import IMAGE_GOAL
 from .errors import PlannerConfigError
 
 NONE, EXPERT_REPLAY = "none", "expert-replay"
 SUBGOAL_MODES = (NONE, EXPERT_REPLAY)
 PROTOCOLS = {NONE: IMAGE_GOAL, EXPERT_REPLAY: "expert-replay (privileged)"}
-
-PHASED_TASKS = ("simjepa/Push-v0", "simjepa/PickPlace-v0")
-# Steps spent on each expert-replay sub-goal but the last (which keeps the rest of the episode), tuned per
-# task on seeds 500-509 (docs: "Closed-loop results"); other tasks split the episode evenly.
-SUBGOAL_STEPS = {"simjepa/Push-v0": 10, "simjepa/PickPlace-v0": 10}
-
 
 def check_mode(subgoals: str) -> str:
     """``subgoals`` if it names a mode, else a :class:`PlannerConfigError` listing them."""
@@ -48,20 +44,24 @@ def load_subgoals(subgoals: str, env_id: str, seed: int, render_size: int, camer
     grasp / lift / place for PickPlace."""
     if check_mode(subgoals) == NONE:
         return None
-    if env_id not in PHASED_TASKS:
-        raise PlannerConfigError(f"--subgoals {EXPERT_REPLAY} needs a phased task ({', '.join(PHASED_TASKS)}), "
-                                 f"got {env_id}; use --subgoals {NONE}")
+    spec = task_spec(env_id)
+    if spec is None or not spec.phased:
+        raise PlannerConfigError(f"--subgoals {EXPERT_REPLAY} needs a task solved in phases (simjepa/Push-v0, "
+                                 f"simjepa/PickPlace-v0), got {env_id}; use --subgoals {NONE}")
     from envs.experts import demo_subgoals
 
     return list(demo_subgoals(env_id, seed, render_size, cameras))
 
 
 def subgoal_steps(env_id: str, limit: int, n_goals: int, requested: int | None = None) -> int:
-    """Steps on each sub-goal but the last: ``requested``, else the task's tuned budget, never more than
-    an even split of the ``limit`` so every sub-goal gets its turn in a short episode."""
+    """Steps on each sub-goal but the last: ``requested``, else the task's tuned budget
+    (``task_spec.subgoal_steps``), never more than an even split of the ``limit`` so every sub-goal gets
+    its turn in a short episode."""
     if requested is not None:
         if requested < 1:
             raise PlannerConfigError(f"--subgoal-steps {requested} must be >= 1")
         return int(requested)
     even = max(1, limit // n_goals)
-    return min(SUBGOAL_STEPS.get(env_id, even), even)
+    spec = task_spec(env_id)
+    tuned = spec.subgoal_steps if spec is not None and spec.subgoal_steps is not None else even
+    return min(tuned, even)
