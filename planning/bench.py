@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agent import Agent, tuned_planner_defaults
+from .agent import IMAGE_GOAL, Agent, tuned_planner_defaults
 from envs.atomic import atomic_path, write_json
 from .planner import PlannerConfig
+from .provenance import command_line, git_commit, model_identity
 
 SWEEP_SAMPLES = (25, 50, 100, 200, 400)
 SWEEP_ITERATIONS = (3, 5, 10)
@@ -371,7 +372,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
     wm, model_info = load_model(cfg.model)
     model_info.update(describe(wm))
+    model_info.update(model_identity(cfg.model, wm))  # path, predictor_hash, encoder_hash
     out["model"] = model_info
+    # What a results table needs to place the numbers: timings of the image-goal planner (no goal state).
+    out.update(protocol=IMAGE_GOAL, command=command_line(), commit=git_commit(), seeds=None)
     scene = Scene(cfg.env_id, wm.image_size, cameras=wm.cameras)
     settings = cfg.default_settings()
     reps = cfg.reps

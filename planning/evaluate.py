@@ -163,7 +163,7 @@ def evaluate(
 
         bar = tqdm(total=episodes, desc=f"evaluate {policy} on {env_id}", unit="ep")
     rows: list[dict[str, Any]] = []
-    run = {"header": header, "settings": settings, "seeds": seeds, "t0": t0, "out": out}
+    run = {"header": header, "settings": settings, "seeds": seeds, "t0": t0}
 
     def add(row: dict[str, Any]) -> None:
         rows.append(row)
