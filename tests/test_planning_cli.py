@@ -70,6 +70,27 @@ def test_push_plans_towards_its_goal_image_unless_expert_replay_is_asked_for(tin
     assert seen[()]["command"] and "commit" in seen[()] and seen[()]["seed"] == 0
 
 
+def test_default_planning_path_never_calls_the_expert(tiny_model, tmp_path, monkeypatch):
+    """plan-episode and evaluate with the default protocol on Push fail if anything asks for the expert."""
+    import envs.experts
+
+    def trap(*args, **kwargs):
+        raise AssertionError("the image-goal planning path called the scripted expert")
+
+    monkeypatch.setattr(envs.experts, "demo_subgoals", trap)
+    monkeypatch.setattr(envs.experts, "make_expert", trap)
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                           "--out", str(tmp_path / "ep"), "--max-steps", "2", "--quiet", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--model", str(tiny_model),
+                                               "--out", str(tmp_path / "ev"), "--max-steps", "2", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                           "--out", str(tmp_path / "rp"), "--max-steps", "2", "--quiet",
+                                                           "--subgoals", "expert-replay", *TINY_PLANNER])
+    assert isinstance(res.exception, AssertionError)  # the trap works: expert-replay does call it
+
+
 def test_a_model_recording_removed_action_rules_plans_the_image_goal_protocol(tiny_model, tmp_path):
     """A model file from before the image-goal protocol (gripper_from_goal recorded for PickPlace) still
     plans, with a warning that the rule is ignored; nothing reads the goal's state."""
