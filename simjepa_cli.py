@@ -71,17 +71,20 @@ def _planner_options(fn):
         click.option("--topk", type=int, default=None, help="CEM elites (official: 10)."),
         click.option("--horizon", type=int, default=None, help="Planned actions per search (official: 2)."),
         click.option("--energy", type=click.Choice(["l1", "l2"]), default=None, help="Feature distance (default l1)."),
-        click.option("--state-weight", type=float, default=None, help="Weight of |s_T - s_goal| in the energy (default 0)."),
+        click.option("--state-weight", type=float, default=None,
+                     help="Weight of |s_T - s_goal| in the energy (default 0). It reads the goal's simulator state: "
+                          "privileged, so only with --subgoals expert-replay."),
         click.option("--planner-seed", type=int, default=None, help="Seed of the CEM sampler (default 0)."),
         click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Episode step budget (default: the env's)."),
         click.option("--render-size", type=click.IntRange(min=16), default=None,
                      help="Env render size in pixels (default: the model's input size; 256 for baselines)."),
-        click.option("--subgoals/--no-subgoals", default=True, show_default=True,
-                     help="Push and PickPlace: plan through expert-demo sub-goals (Push: above, behind, goal; "
-                          "PickPlace: above, down, grasp, lift, place)."),
+        click.option("--subgoals", type=click.Choice(["none", "expert-replay"]), default="none", show_default=True,
+                     help="none: the image-goal protocol (plan towards the env's one goal image). expert-replay: "
+                          "PRIVILEGED, Push and PickPlace only: replay the scripted expert on the evaluated seed and "
+                          "plan through its frames; results are labelled 'expert-replay (privileged)'."),
         click.option("--subgoal-steps", type=click.IntRange(min=1), default=None,
-                     help="Steps on each sub-goal but the last, which keeps the rest (default: Push and PickPlace 10, "
-                          "otherwise an even split of the episode)."),
+                     help="With --subgoals expert-replay: steps on each sub-goal but the last, which keeps the rest "
+                          "(default: the task's tuned budget, at most an even split of the episode)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -106,15 +109,18 @@ def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, en
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
 
     Writes OUT/episode.mp4 (observation | goal, with step, energy and distance) and OUT/metrics.json
-    (success, final_distance, steps, seconds_per_action, energy and distance per step).
+    (success, final_distance, steps, seconds_per_action, energy and distance per step, protocol,
+    command, commit, model and its weights hashes). The planner sees the observation and the env's
+    one goal image (protocol image-goal) unless --subgoals expert-replay is asked for.
 
     \b
     Examples:
       plan-episode --env simjepa/Reach-v0 --seed 0 --model default --out runs/ep0
       plan-episode --env simjepa/Push-v0 --seed 3 --model models/push --out runs/push3 --samples 200 --iters 5
       plan-episode --env simjepa/Reach-v0 --seed 0 --model default --out runs/ep0 --landscape
+      plan-episode --env simjepa/Push-v0 --seed 3 --out runs/push3-replay --subgoals expert-replay   # privileged
     """
-    from planning.episode import plan_episode
+    from planning.plan_episode import plan_episode
 
     m = plan_episode(env_id, seed, model, out, _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed),
                      max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
@@ -144,8 +150,10 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
                  state_weight, planner_seed, max_steps, render_size, subgoals, subgoal_steps) -> None:
     """Success rate and final distance of a policy over seeded episodes.
 
-    Writes OUT/results.json (success_rate, mean_final_distance, episodes: one row per episode) and
-    OUT/results.md (the same as a markdown table).
+    Writes OUT/results.json (success_rate, mean_final_distance, episodes: one row per episode, protocol,
+    command, commit, model and its weights hashes, seeds; rewritten after every episode) and
+    OUT/results.md (the same as a markdown table). The planner sees the observation and the env's one
+    goal image (protocol image-goal) unless --subgoals expert-replay is asked for.
 
     \b
     Examples:

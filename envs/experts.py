@@ -14,6 +14,8 @@ import numpy as np
 
 from envs import scene
 from simjepa_core.errors import SimjepaError
+from envs.proprio import EULER, GRIPPER, POS, PROPRIO_DIM, YAW
+from envs.tasks import CUBE_POS, CUBE_YAW, REACH_GOAL, TARGET_POS
 
 SAFE_Z = 0.1  # m: travel height above the table, clear of the cube and the platform
 
@@ -33,10 +35,10 @@ class _Expert:
 
     def _move(self, state: np.ndarray, pos: np.ndarray, yaw: float, grip: float) -> np.ndarray:
         """Action that moves the TCP towards ``pos`` and ``yaw`` (roll, pitch to 0) at full speed."""
-        a = np.zeros(7)
-        a[:3] = (np.asarray(pos) - state[:3]) / self.action_scale[:3]
-        a[3:6] = (np.array([0.0, 0.0, yaw]) - state[3:6]) / self.action_scale[3:6]
-        a[6] = grip
+        a = np.zeros(PROPRIO_DIM)
+        a[POS] = (np.asarray(pos) - state[POS]) / self.action_scale[POS]
+        a[EULER] = (np.array([0.0, 0.0, yaw]) - state[EULER]) / self.action_scale[EULER]
+        a[GRIPPER] = grip
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
     def act(self, obs: dict) -> np.ndarray:
@@ -49,7 +51,7 @@ class ReachExpert(_Expert):
     def act(self, obs: dict) -> np.ndarray:
         s = np.asarray(obs["state"], dtype=np.float64)
         self.phase = "reach"
-        return self._move(s, s[7:10], 0.0, -1.0)
+        return self._move(s, s[REACH_GOAL], 0.0, -1.0)
 
 
 class PushExpert(_Expert):
@@ -63,14 +65,14 @@ class PushExpert(_Expert):
 
     def act(self, obs: dict) -> np.ndarray:
         s = np.asarray(obs["state"], dtype=np.float64)
-        ee, cube, target = s[:3], s[7:10], s[13:16]
+        ee, cube, target = s[POS], s[CUBE_POS], s[TARGET_POS]
         d = target[:2] - cube[:2]
         dist = float(np.linalg.norm(d))
         if dist < 0.008:
             self.phase = "done"
-            return self._move(s, ee, s[5], scene.PUSHER_GRIP)
+            return self._move(s, ee, s[YAW], scene.PUSHER_GRIP)
         u = d / dist
-        yaw = scene.pusher_yaw(u, float(s[5]))
+        yaw = scene.pusher_yaw(u, float(s[YAW]))
         behind = cube[:2] - u * (scene.CUBE_HALF + 0.02)
         r = ee[:2] - cube[:2]
         along = float(r @ u)
@@ -82,7 +84,7 @@ class PushExpert(_Expert):
             # line and steers the pusher back onto the line as the cube turns.
             goal_xy = behind + u * min(dist, 0.03)
             return self._move(s, [goal_xy[0], goal_xy[1], low], yaw, scene.PUSHER_GRIP)
-        if np.linalg.norm(ee[:2] - behind) > 0.012 or abs(yaw - s[5]) > 0.1:
+        if np.linalg.norm(ee[:2] - behind) > 0.012 or abs(yaw - s[YAW]) > 0.1:
             self.phase = "approach"  # includes turning the hand over the spot before going down
             if ee[2] < SAFE_Z - 0.03 and np.linalg.norm(r) < 0.08:
                 return self._move(s, [ee[0], ee[1], SAFE_Z], yaw, scene.PUSHER_GRIP)  # clear the cube first
@@ -96,19 +98,19 @@ class PickPlaceExpert(_Expert):
     """Open above the cube, descend, close, lift, carry over the platform, lower, release, retreat."""
 
     def held(self, s: np.ndarray) -> bool:
-        ee, grip, cube = s[:3], s[6], s[7:10]
+        ee, grip, cube = s[POS], s[GRIPPER], s[CUBE_POS]
         return bool(
             np.linalg.norm(cube[:2] - ee[:2]) < 0.02 and abs(cube[2] - ee[2]) < 0.02 and -0.6 < grip < 0.6
         )
 
     def act(self, obs: dict) -> np.ndarray:
         s = np.asarray(obs["state"], dtype=np.float64)
-        ee, grip, cube, cube_yaw, target = s[:3], s[6], s[7:10], s[12], s[13:16]
+        ee, grip, cube, cube_yaw, target = s[POS], s[GRIPPER], s[CUBE_POS], s[CUBE_YAW], s[TARGET_POS]
         yaw = _wrap_quarter(cube_yaw)
         if np.linalg.norm(cube - target) < 0.02:
             self.phase = "release"
             if grip > -0.9 and ee[2] < target[2] + 0.02:
-                return self._move(s, ee, s[5], -1.0)  # open in place before moving away
+                return self._move(s, ee, s[YAW], -1.0)  # open in place before moving away
             return self._move(s, target + [0.0, 0.0, 0.06], 0.0, -1.0)
         if self.held(s):
             carry_z = target[2] + 0.07
@@ -116,18 +118,18 @@ class PickPlaceExpert(_Expert):
             if to_target > 0.01:
                 if ee[2] < carry_z - 0.02:
                     self.phase = "lift"
-                    return self._move(s, [ee[0], ee[1], carry_z], s[5], 1.0)
+                    return self._move(s, [ee[0], ee[1], carry_z], s[YAW], 1.0)
                 self.phase = "carry"
-                return self._move(s, [target[0], target[1], carry_z], s[5], 1.0)
+                return self._move(s, [target[0], target[1], carry_z], s[YAW], 1.0)
             self.phase = "place"
             if cube[2] > target[2] + 0.008:
-                return self._move(s, [target[0], target[1], target[2] + 0.002], s[5], 1.0)
-            return self._move(s, ee, s[5], -1.0)
+                return self._move(s, [target[0], target[1], target[2] + 0.002], s[YAW], 1.0)
+            return self._move(s, ee, s[YAW], -1.0)
         xy_err = float(np.linalg.norm(cube[:2] - ee[:2]))
         if grip > 0.6 or (grip > -0.6 and xy_err > 0.02):
             self.phase = "reopen"  # closed on nothing, or lost the cube: open and back off upwards
-            return self._move(s, [ee[0], ee[1], max(ee[2], SAFE_Z)], s[5], -1.0)
-        if xy_err > 0.008 or abs(yaw - s[5]) > 0.06:
+            return self._move(s, [ee[0], ee[1], max(ee[2], SAFE_Z)], s[YAW], -1.0)
+        if xy_err > 0.008 or abs(yaw - s[YAW]) > 0.06:
             self.phase = "approach"
             if ee[2] < SAFE_Z - 0.03 and xy_err > 0.02:
                 return self._move(s, [ee[0], ee[1], SAFE_Z], yaw, -1.0)
@@ -153,7 +155,7 @@ def make_expert(env: gym.Env) -> _Expert:
     return _EXPERTS[task](action_scale=np.asarray(env.unwrapped.action_scale, dtype=np.float64))
 
 
-SUBGOAL_NAMES = {"push": ("above", "behind", "goal"), "pickplace": ("above", "down", "grasp", "lift", "place")}
+# The sub-goal names and their order are each task's ``task_spec.subgoal_names`` (envs.tasks).
 # The expert phase whose first action marks a sub-goal: the observation just before it is taken.
 _PHASE_STARTS = {
     "push": {"above": ("descend", "push"), "behind": ("push",)},
@@ -179,18 +181,21 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple
       first successful observation (or the last one if the demonstration fails).
 
     Each is ``{"pixels", "state"}`` like ``info["goal"]``, plus ``pixels_<name>`` for further ``cameras``;
-    ``state[6]`` is the demonstration's gripper closure there (a planner may hold the gripper to it).
-    A phase the demonstration skips takes the next one's observation.
+    They replay the expert on the true cube and target positions of ``seed``: a privileged input
+    (``--subgoals expert-replay``), never the image-goal protocol. A phase the demonstration skips takes
+    the next one's observation.
     """
     from envs import make_env
 
     env = make_env(env_id, render_size=render_size, cameras=cameras)
-    task = getattr(env.unwrapped, "task", None)
-    if task not in SUBGOAL_NAMES:
+    spec = getattr(env.unwrapped, "task_spec", None)
+    if spec is None or not spec.phased:
+        env.close()
         raise SimjepaError(
             f"demo_subgoals needs a phased task (simjepa/Push-v0 or simjepa/PickPlace-v0), got {env_id}"
         )
-    names, starts = SUBGOAL_NAMES[task], _PHASE_STARTS[task]
+    task, names = spec.name, spec.subgoal_names
+    starts = _PHASE_STARTS[task]
     expert = make_expert(env)
     obs, info = env.reset(seed=seed)
     expert.reset()
@@ -207,7 +212,7 @@ def demo_subgoals(env_id: str, seed: int, render_size: int = 256, cameras: tuple
         if task == "pickplace":
             if expert.held(s):
                 picked.setdefault("grasp", snap)
-                if s[9] > scene.CUBE_HALF + 0.05:
+                if s[CUBE_POS][2] > scene.CUBE_HALF + 0.05:
                     picked.setdefault("lift", snap)
         if info["success"]:
             picked.setdefault(names[-1], snap)

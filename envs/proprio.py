@@ -18,7 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
+# The layout of ``state[:7]``, named once; the 7-D action uses the same layout (position and Euler
+# deltas, then the absolute gripper command), so these index actions too.
 STATE7_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
+PROPRIO_DIM = len(STATE7_NAMES)
+POS = slice(0, 3)  # TCP position (m) / its delta
+EULER = slice(3, 6)  # orientation, Euler xyz (rad) / its delta
+POSE = slice(0, 6)  # position and orientation: what an action moves by a delta
+ROTATION_DIMS = (3, 4, 5)  # roll, pitch, yaw
+YAW = 5
+GRIPPER = 6  # closure -1 open .. +1 closed / the absolute gripper command
 
 
 def euler_to_mat(euler: np.ndarray) -> np.ndarray:
@@ -58,11 +67,11 @@ def advance_state(state7: np.ndarray, action7: np.ndarray, action_scale: np.ndar
     state7 = np.asarray(state7, dtype=np.float32)
     action7 = np.asarray(action7, dtype=np.float32)
     scale = np.asarray(action_scale, dtype=np.float32)
-    if state7.shape[-1] != 7 or action7.shape[-1] != 7 or scale.shape != (7,):
+    if state7.shape[-1] != PROPRIO_DIM or action7.shape[-1] != PROPRIO_DIM or scale.shape != (PROPRIO_DIM,):
         raise ValueError(
             f"advance_state expects [...,7] state and action and a (7,) scale, got {state7.shape}, "
             f"{action7.shape}, {scale.shape}"
         )
-    moved = state7[..., :6] + action7[..., :6] * scale[:6]
-    grip = np.broadcast_to(action7[..., 6:7], moved.shape[:-1] + (1,))
+    moved = state7[..., POSE] + action7[..., POSE] * scale[POSE]
+    grip = np.broadcast_to(action7[..., GRIPPER, None], moved.shape[:-1] + (1,))
     return np.concatenate([moved, grip], axis=-1).astype(np.float32)

@@ -39,15 +39,65 @@ the goal configuration with the same cameras; the sim is restored afterwards.
 """
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
+
+import gymnasium as gym
 import mujoco
 import numpy as np
 
 from envs import scene
 from envs.arm import ArmEnv
-from envs.proprio import mat_to_euler
+from envs.proprio import PROPRIO_DIM, mat_to_euler
 
 NEUTRAL_EULER = np.zeros(3)
 HOME_POS = np.array([0.0, 0.0, 0.2])
+
+# Task information after the proprioception in ``obs["state"]`` (what the experts read; never the planner).
+REACH_GOAL = slice(PROPRIO_DIM, PROPRIO_DIM + 3)  # Reach: goal TCP position (m)
+CUBE_POS = slice(PROPRIO_DIM, PROPRIO_DIM + 3)  # Push, PickPlace: cube centre (m)
+CUBE_EULER = slice(PROPRIO_DIM + 3, PROPRIO_DIM + 6)  # cube orientation, Euler xyz (rad)
+CUBE_YAW = PROPRIO_DIM + 5
+TARGET_POS = slice(PROPRIO_DIM + 6, PROPRIO_DIM + 9)  # where the cube centre must end up (m)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What planning knows about a task, in one place (each env class's ``task_spec``).
+
+    ``name``: the task's short name (``env.unwrapped.task``; the scene and the expert are chosen by it).
+    ``subgoal_names``: the expert-replay sub-goals in planning order (``envs.experts.demo_subgoals``);
+    empty for tasks planned in one go. ``subgoal_steps``: steps the privileged expert-replay protocol
+    spends on each sub-goal but the last. Only search-size knowledge belongs here, never a rule that
+    sets an action dimension.
+    """
+
+    name: str
+    subgoal_names: tuple[str, ...] = ()
+    subgoal_steps: int | None = None
+
+    @property
+    def phased(self) -> bool:
+        """Solved in phases (go round or pick up the cube first) that one greedy plan cannot see."""
+        return bool(self.subgoal_names)
+
+
+def task_spec(env_id: str) -> TaskSpec | None:
+    """The :class:`TaskSpec` of a registered env id; None for envs without one (e.g. adapted Gymnasium envs)."""
+    from envs.registration import register_envs
+
+    register_envs()
+    try:
+        entry = gym.spec(env_id).entry_point
+    except gym.error.Error:
+        return None
+    if isinstance(entry, str):
+        module, _, name = entry.partition(":")
+        try:
+            entry = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            return None
+    return getattr(entry, "task_spec", None)
 
 
 def _start_arm(env: ArmEnv, rng: np.random.Generator) -> None:
@@ -79,7 +129,8 @@ class ReachEnv(ArmEnv):
     Truncated after 30 steps by default (``max_episode_steps``).
     """
 
-    task = "reach"
+    task_spec = TaskSpec("reach")
+    task = task_spec.name
     default_max_steps = 30
     task_state_dim = 3
 
@@ -177,7 +228,10 @@ class PushEnv(_CubeTask):
     Truncated after 60 steps by default.
     """
 
-    task = "push"
+    # Expert-replay sub-goals: above, behind (lowered), the env's goal. 10 steps each was tuned on seeds
+    # 500-509 (docs: "Closed-loop results"): the expert reaches above / behind in 3-6 and 2 steps.
+    task_spec = TaskSpec("push", subgoal_names=("above", "behind", "goal"), subgoal_steps=10)
+    task = task_spec.name
     default_max_steps = 60
 
     def _sample_task(self, rng: np.random.Generator) -> None:
@@ -220,7 +274,8 @@ class PickPlaceEnv(_CubeTask):
     Truncated after 80 steps by default.
     """
 
-    task = "pickplace"
+    task_spec = TaskSpec("pickplace", subgoal_names=("above", "down", "grasp", "lift", "place"), subgoal_steps=10)
+    task = task_spec.name
     default_max_steps = 80
     target_z = 2 * scene.PLATFORM_HALF[2] + scene.CUBE_HALF
 

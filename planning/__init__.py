@@ -1,4 +1,4 @@
-"""Latent planning: L1 energy, CEM, receding-horizon MPC, agent API and rollouts.
+"""Latent planning: L1 energy, CEM, receding-horizon MPC, agent API and closed-loop episodes (`rollout`).
 
 ```python
 agent = planning.Agent.from_pretrained("default", samples=200)

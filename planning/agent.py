@@ -1,9 +1,15 @@
-"""The user-facing planning agent: observation + goal in, one action out (receding-horizon MPC).
+"""The user-facing planning agent: observation + goal image in, one action out (receding-horizon MPC).
 
 Each ``act`` encodes the current frame, plans a short action sequence with CEM against the
 (cached) goal features, and returns its first action; the rest of the plan warm-starts the next
 search. Frames of any size work: the world model's ``encode`` resizes them to its ``image_size``
 (the same resize its training features went through, so planning sees what training saw).
+
+Protocol ("image goal", the default): the agent reads ``obs["pixels"]``, ``obs["state"][:7]`` (the
+arm's own proprioception) and the goal's image, nothing else. A goal dict's ``state`` (the goal
+configuration's simulator state, which a real user does not have) is ignored unless the agent is
+built with ``privileged_goal_state=True``, the privileged protocol that the energy's state term
+(``state_weight``) needs.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from envs.scene import pixels_key
 
 from .cem import shift_plan
 from .energy import normalize_reps
-from .errors import InvalidObservationError
+from .errors import InvalidObservationError, PlannerConfigError
 from .imagine import Context
 from .planner import LatentPlanner, PlannerConfig, PlanResult
 from .protocols import Predictor
@@ -31,6 +37,9 @@ from .protocols import Predictor
 PER_ENV_KEY = "per_env"
 
 GOAL_CACHE_SIZE = 32
+
+# Protocol labels written into every result file (metrics.json, results.json).
+IMAGE_GOAL = "image-goal"
 
 
 def tuned_planner_defaults(planner: Mapping[str, Any] | None, env_id: str | None = None) -> dict[str, Any]:
@@ -88,13 +97,19 @@ def _check_state(state: Any, what: str, state_dim: int) -> np.ndarray:
         raise InvalidObservationError(f"{what} state is not numeric ({exc}); pass a float vector") from None
     if arr.ndim != 1 or arr.shape[0] < state_dim:
         raise InvalidObservationError(f"{what} state must be a vector with at least {state_dim} entries, got shape {arr.shape}")
+    arr = arr[:state_dim]  # the arm's proprioception; the rest (object, target) is not the planner's to read
     if not np.all(np.isfinite(arr)):
         raise InvalidObservationError(f"{what} state contains NaN or inf; reset the environment")
-    return arr[:state_dim]
+    return arr
 
 
 def _split(obs: Any, what: str, cameras: tuple[str, ...] = ("front",)) -> tuple[list[np.ndarray], Any]:
     """The checked frame of every camera the model plans with (``pixels``, then ``pixels_<name>``), and the state."""
+    return _frames(obs, what, cameras), obs.get("state")
+
+
+def _frames(obs: Any, what: str, cameras: tuple[str, ...] = ("front",)) -> list[np.ndarray]:
+    """The checked frame of every camera the model plans with; nothing else of ``obs`` is read."""
     if not isinstance(obs, Mapping) or "pixels" not in obs:
         raise InvalidObservationError(f"{what} must be a dict with 'pixels' (and 'state'), got {type(obs).__name__}")
     frames = []
@@ -106,7 +121,14 @@ def _split(obs: Any, what: str, cameras: tuple[str, ...] = ("front",)) -> tuple[
                 f"make_env(env_id, cameras={tuple(cameras)!r})"
             )
         frames.append(_check_frame(obs[key], what if i == 0 else f"{what} {key}"))
-    return frames, obs.get("state")
+    return frames
+
+
+def as_goal(goal: Any) -> Mapping[str, Any]:
+    """A goal as a dict: an image array (numpy or torch) becomes ``{"pixels": image}``; a dict stays as is."""
+    if isinstance(goal, (np.ndarray, torch.Tensor)):
+        return {"pixels": goal}
+    return goal
 
 
 class Agent:
@@ -116,6 +138,10 @@ class Agent:
     kinematic model ``advance_state(state, action, action_scale)`` it gives the proprioceptive state
     of imagined frames. Without one, the world model's ``info["action_scale"]`` is used, and failing
     that, imagined states are held at the observed state (with a warning).
+
+    ``privileged_goal_state``: read the goal dict's ``state`` (the goal configuration's simulator
+    state) for the energy's state term. Off by default (image-goal protocol): the goal's ``state`` is
+    then never read, so garbage there changes nothing. ``state_weight > 0`` needs it on.
     """
 
     def __init__(
@@ -124,10 +150,18 @@ class Agent:
         config: PlannerConfig | None = None,
         action_scale: np.ndarray | None = None,
         advance_state: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+        privileged_goal_state: bool = False,
     ) -> None:
         self.world_model = world_model
         self.cameras: tuple[str, ...] = tuple(getattr(world_model, "cameras", None) or ("front",))
         self.config = config or PlannerConfig.from_flat(tuned_planner_defaults(getattr(world_model, "planner", None)))
+        self.privileged_goal_state = bool(privileged_goal_state)
+        if self.config.energy.state_weight and not self.privileged_goal_state:
+            raise PlannerConfigError(
+                f"state_weight={self.config.energy.state_weight} scores the goal's simulator state, a privileged input "
+                "the image-goal protocol does not have; leave it 0, or ask for the privileged protocol "
+                "(Agent(..., privileged_goal_state=True); on the CLI --subgoals expert-replay)"
+            )
         info = getattr(world_model, "info", {}) or {}
         pcfg = getattr(world_model.predictor, "config", None)
         self.action_dim = int(getattr(pcfg, "action_dim", info.get("action_dim", 7)))
@@ -144,13 +178,14 @@ class Agent:
     @classmethod
     def from_pretrained(
         cls, model: str | Path = "default", action_scale: np.ndarray | None = None, env_id: str | None = None,
-        **planner_overrides: Any,
+        privileged_goal_state: bool = False, **planner_overrides: Any,
     ) -> "Agent":
         """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply.
 
-        ``env_id``: a model may record defaults tuned for one task under ``planner["per_env"][env_id]``
+        ``env_id``: a model may record a search size tuned for one task under ``planner["per_env"][env_id]``
         (e.g. a bigger search for a task with short episodes); they apply on top of the model's general
         defaults and under ``planner_overrides``. The shipped default model records a bigger search for Reach.
+        ``privileged_goal_state``: see the class doc (off: the image-goal protocol).
         """
         try:
             from world_model import load_world_model
@@ -159,7 +194,7 @@ class Agent:
 
         wm = load_world_model(model)
         config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)
-        return cls(wm, config, action_scale=action_scale)
+        return cls(wm, config, action_scale=action_scale, privileged_goal_state=privileged_goal_state)
 
     # -- state -------------------------------------------------------------------------------------
     def set_action_scale(self, action_scale: np.ndarray | None) -> None:
@@ -211,14 +246,29 @@ class Agent:
         return z
 
     # -- acting ------------------------------------------------------------------------------------
-    def act(self, obs: Mapping[str, Any], goal: Mapping[str, Any]) -> np.ndarray:
-        """Next action for ``obs`` towards ``goal`` (both env observation dicts)."""
+    def goal_inputs(self, goal: Any) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """What the planner may see of ``goal``: its checked image(s), and its state only when privileged.
+
+        ``goal``: an image ``[H, W, 3]`` uint8, or a dict with ``pixels`` (``pixels_<camera>`` for a
+        multi-camera model). Without ``privileged_goal_state`` a ``state`` entry is not even read.
+        """
+        goal = as_goal(goal)
+        goal_frames = _frames(goal, "goal", self.cameras)
+        if not self.privileged_goal_state:
+            return goal_frames, None
+        goal_state = goal.get("state")
+        if goal_state is None:
+            raise InvalidObservationError("this agent plans with the goal's state (privileged_goal_state=True), "
+                                          "but the goal has no 'state'; pass the env's goal dict")
+        return goal_frames, _check_state(goal_state, "goal", self.state_dim)
+
+    def act(self, obs: Mapping[str, Any], goal: Any) -> np.ndarray:
+        """Next action for ``obs`` (the env's observation dict) towards ``goal`` (an image or ``{"pixels": image}``)."""
         frames, state = _split(obs, "observation", self.cameras)
         if state is None:
             raise InvalidObservationError("observation has no 'state'; pass the env's observation dict")
         state = _check_state(state, "observation", self.state_dim)
-        goal_frames, goal_state = _split(goal, "goal", self.cameras)
-        goal_state = None if goal_state is None else _check_state(goal_state, "goal", self.state_dim)
+        goal_frames, goal_state = self.goal_inputs(goal)
 
         c = self.config.context_frames
         self._feats = (self._feats + [self.encode_views(frames)])[-c:]

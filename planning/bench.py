@@ -4,7 +4,7 @@ Why one run: the machine is shared, so numbers from different runs are not compa
 speedup and the peak fraction are only meaningful when both sides are measured back to back.
 The planner is timed through :class:`planning.Agent` on real env observations (encode + CEM), so
 ``seconds_per_action`` is what ``plan-episode`` pays per step. The reference planner is the
-official V-JEPA 2 way (fp32, full prefix re-run at each rollout step, per-call RoPE); it is
+official V-JEPA 2 way (fp32, full prefix re-run at each imagined step, per-call RoPE); it is
 also checked to pick the same plan as ours.
 """
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agent import Agent, tuned_planner_defaults
+from .agent import IMAGE_GOAL, Agent, tuned_planner_defaults
 from simjepa_core.atomic import atomic_path, write_json
 from .planner import PlannerConfig
+from .provenance import command_line, git_commit, model_identity
 
 SWEEP_SAMPLES = (25, 50, 100, 200, 400)
 SWEEP_ITERATIONS = (3, 5, 10)
@@ -202,10 +203,9 @@ def flops_per_action(wm, scene: Scene, settings: dict[str, Any] | None) -> float
     agent = make_agent(wm, scene, settings, {"iterations": 1})
     ctx = _context(agent, scene)  # encoder FLOPs stay outside the count
     goal = agent.goal_features(scene.goal["pixels"])
-    goal_state = torch.from_numpy(np.asarray(scene.goal["state"][: agent.state_dim], dtype=np.float32))  # gripper_from_goal, yaw_from_goal read it
     counter = FlopCounterMode(display=False)
-    with counter:
-        agent.planner.plan(ctx, goal, agent.action_dim, goal_state, None, torch.Generator().manual_seed(0))
+    with counter:  # image-goal protocol: no goal state
+        agent.planner.plan(ctx, goal, agent.action_dim, None, None, torch.Generator().manual_seed(0))
     iters = make_agent(wm, scene, settings).config.cem.iterations
     return float(counter.get_total_flops()) * iters
 
@@ -373,7 +373,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
 
     wm, model_info = load_model(cfg.model)
     model_info.update(describe(wm))
+    model_info.update(model_identity(cfg.model, wm))  # path, predictor_hash, encoder_hash
     out["model"] = model_info
+    # What a results table needs to place the numbers: timings of the image-goal planner (no goal state).
+    out.update(protocol=IMAGE_GOAL, command=command_line(), commit=git_commit(), seeds=None)
     scene = Scene(cfg.env_id, wm.image_size, cameras=wm.cameras)
     settings = cfg.default_settings()
     reps = cfg.reps

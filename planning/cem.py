@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import PlannerConfigError
+from envs.proprio import GRIPPER, PROPRIO_DIM, ROTATION_DIMS
 
-ROTATION_DIMS = (3, 4, 5)  # droll, dpitch, dyaw of the 7-D V-JEPA 2-AC action
-YAW_DIM = 5
-GRIPPER_DIM = 6
+from .errors import PlannerConfigError
 
 
 @dataclass
@@ -81,18 +79,17 @@ class CEMResult:
 
 def frozen_dims(action_dim: int, translation_only: bool) -> list[int]:
     """Dims not searched: rotation for the 7-D V-JEPA 2-AC action (other action spaces search everything).
-    They are held at the initial mean's values: 0, unless a caller plans them otherwise (``yaw_from_goal``)."""
-    return list(ROTATION_DIMS) if translation_only and action_dim == 7 else []
+    They are held at the initial mean's values (0 without an ``init_mean``)."""
+    return list(ROTATION_DIMS) if translation_only and action_dim == PROPRIO_DIM else []
 
 
 def gripper_dims(action_dim: int) -> list[int]:
     """The gripper command's dim of the 7-D V-JEPA 2-AC action (other action spaces have none)."""
-    return [GRIPPER_DIM] if action_dim == 7 else []
+    return [GRIPPER] if action_dim == PROPRIO_DIM else []
 
 
 def initial_mean(config: CEMConfig, action_dim: int) -> torch.Tensor:
-    """Where a search without a warm start begins ``[H, A]``: no motion, the gripper at ``gripper_init_mean``
-    (with ``gripper_init_std=0`` a hold: e.g. Push's partly closed pusher)."""
+    """Where a search without a warm start begins ``[H, A]``: no motion, the gripper at ``gripper_init_mean``."""
     mean = torch.zeros(config.horizon, action_dim)
     mean[:, gripper_dims(action_dim)] = float(config.gripper_init_mean)
     return mean

@@ -18,7 +18,7 @@ Metric = Literal["l1", "l2"]
 
 @dataclass
 class EnergyConfig:
-    """How imagined rollouts are scored.
+    """How imagined futures are scored.
 
     ``metric``: ``l1`` (V-JEPA 2-AC) or ``l2`` (mean squared). ``all_steps``: average the feature
     distance over every predicted step instead of only the last one (rewards getting there early).

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from simjepa_core.atomic import write_json, write_text
-from .episode import load_subgoals, subgoal_steps
+
 from .errors import PlannerConfigError
+from .provenance import command_line, git_commit, model_identity
+from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
 
 POLICIES = ("planner", "random", "expert")
 DEFAULT_RENDER_SIZE = 256  # baselines without a model: the env's default
@@ -21,12 +23,13 @@ _WORKER: dict[str, Any] = {}
 
 
 def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dict[str, Any] | None,
-                env_id: str | None = None) -> Any:
+                env_id: str | None = None, privileged_goal_state: bool = False) -> Any:
     from .agent import Agent
     from .policies import ExpertPolicy, RandomPolicy
 
     if policy == "planner":
-        return Agent.from_pretrained(model, env_id=env_id, **(planner_overrides or {}))
+        return Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged_goal_state,
+                                     **(planner_overrides or {}))
     if policy == "random":
         return RandomPolicy(env)
     if policy == "expert":
@@ -45,8 +48,9 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
     agent = None
     if settings["policy"] == "planner":  # loaded first: its input size is the default render size
         agent = make_policy("planner", None, settings["model"], settings["planner_overrides"],
-                            settings["env_id"])
+                            settings["env_id"], is_privileged(settings["subgoals"]))
         settings["render_size"] = settings["render_size"] or int(agent.world_model.image_size)
+        settings["model_identity"] = model_identity(settings["model"], agent.world_model)
     settings["render_size"] = settings["render_size"] or DEFAULT_RENDER_SIZE
     cameras = agent.cameras if agent is not None else ("front",)  # a two-view model sees both views
     settings["cameras"] = cameras
@@ -71,15 +75,16 @@ def _episode(seed: int) -> dict[str, Any]:
     if "init_error" in _WORKER:
         raise _WORKER["init_error"]
     env, policy, st = _WORKER["env"], _WORKER["policy"], _WORKER["settings"]
-    goals = (load_subgoals(st["env_id"], seed, st["render_size"], st["cameras"])
-             if st["policy"] == "planner" and st["subgoals"] else None)
+    goals = (load_subgoals(st["subgoals"], st["env_id"], seed, st["render_size"], st["cameras"])
+             if st["policy"] == "planner" else None)
     limit = st["max_steps"] or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
     per_goal = subgoal_steps(st["env_id"], limit, len(goals), st["subgoal_steps"]) if goals else None
-    m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=per_goal)
+    m = rollout(env, policy, seed, max_steps=st["max_steps"], subgoals=goals, subgoal_steps=per_goal,
+                privileged_goal_state=st["policy"] == "planner" and is_privileged(st["subgoals"]))
     energies = [e for e in m["energy"] if e is not None]
     config = getattr(policy, "config", None)
     return {
-        "planner": config.to_flat() if hasattr(config, "to_flat") else None,
+        "planner": config.to_flat() if hasattr(config, "to_flat") else None, "model": st.get("model_identity"),
         "seed": seed, "success": m["success"], "final_distance": m["final_distance"],
         "initial_distance": m["initial_distance"], "steps": m["steps"], "seconds_per_action": m["seconds_per_action"],
         "final_energy": energies[-1] if energies else None, "render_size": st["render_size"], "subgoal_steps": per_goal,
@@ -97,8 +102,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def results_markdown(results: dict[str, Any]) -> str:
     """Summary line plus one table row per episode."""
-    head = (f"**{results['policy']}** on `{results['env']}`, {len(results['episodes'])} episodes from seed "
-            f"{results['seed_start']}: success {results['success_rate']:.0%}, mean final distance "
+    partial = "" if results.get("complete", True) else " (partial: run still going or stopped)"
+    head = (f"**{results['policy']}** on `{results['env']}`, protocol {results.get('protocol', '?')}, "
+            f"{len(results['episodes'])} episodes from seed {results['seed_start']}{partial}: success {results['success_rate']:.0%}, mean final distance "
             f"{results['mean_final_distance']:.3f} m, {results['mean_seconds_per_action']:.3f} s/action\n\n")
     lines = ["| seed | success | final distance (m) | initial distance (m) | steps | s/action | final energy |",
              "|---:|:---:|---:|---:|---:|---:|---:|"]
@@ -120,15 +126,19 @@ def evaluate(
     planner_overrides: dict[str, Any] | None = None,
     max_steps: int | None = None,
     render_size: int | None = None,
-    subgoals: bool = True,
+    subgoals: str = "none",
     subgoal_steps_per_goal: int | None = None,
     progress: bool = True,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes (seeds ``seed_start ...``), in ``workers`` processes.
 
     ``render_size`` None: the planner's model input size (256 for baselines). Each worker loads the
     env and policy once and uses ``torch.set_num_threads(cores // workers)`` so parallel episodes do
-    not oversubscribe the CPU. Writes ``results.json`` and ``results.md``.
+    not oversubscribe the CPU. ``subgoals``: ``"none"`` (image-goal protocol) or ``"expert-replay"``
+    (privileged, planner only; see :mod:`planning.subgoals`). Writes ``results.json`` and ``results.md``
+    (also after each episode, marked ``"complete": false``, so a killed run keeps what finished), with the
+    protocol, command, commit, model identity and seeds.
     """
     if episodes < 1:
         raise PlannerConfigError(f"--episodes {episodes} must be >= 1")
@@ -136,6 +146,11 @@ def evaluate(
         raise PlannerConfigError(f"--workers {workers} must be >= 1")
     if policy not in POLICIES:
         raise PlannerConfigError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
+    if is_privileged(subgoals) and policy != "planner":
+        raise PlannerConfigError(f"--subgoals {subgoals} applies to --policy planner only")
+    check_subgoal_steps(subgoals, subgoal_steps_per_goal)
+    header = {"env": env_id, "policy": policy, "protocol": _protocol_of(policy, subgoals),
+              "command": command if command is not None else command_line(), "commit": git_commit()}
     settings = dict(env_id=env_id, policy=policy, model=str(model), planner_overrides=planner_overrides or {},
                     max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps=subgoal_steps_per_goal)
     seeds = list(range(seed_start, seed_start + episodes))
@@ -149,22 +164,26 @@ def evaluate(
 
         bar = tqdm(total=episodes, desc=f"evaluate {policy} on {env_id}", unit="ep")
     rows: list[dict[str, Any]] = []
+    run = {"header": header, "settings": settings, "seeds": seeds, "t0": t0}
+
+    def add(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
+        if out is not None and len(rows) < len(seeds):
+            _write(_results(run, rows, complete=False), Path(out))
+
     try:
         if workers == 1:
             _init(settings, None)
             for seed in seeds:
-                rows.append(_episode(seed))
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
+                add(_episode(seed))
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
             with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:
                 for row in pool.imap(_episode, seeds):
-                    rows.append(row)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.0%}")
+                    add(row)
     except BaseException:
         if bar is not None:
             bar.leave = False  # erase the bar: the error line alone remains on the terminal
@@ -174,16 +193,34 @@ def evaluate(
             bar.close()
         if workers == 1 and "env" in _WORKER:
             _WORKER.pop("env").close()
-    # The search settings that actually ran (model defaults + overrides); the same in every row.
-    planner = rows[0]["planner"]
-    for row in rows:
-        del row["planner"]
-    results = {"env": env_id, "policy": policy, "model": str(model) if policy == "planner" else None,
-               "planner": planner, "seed_start": seed_start, **summarize(rows), "seconds": time.perf_counter() - t0,
-               "settings": {k: v for k, v in settings.items() if k != "env_id"}, "episodes": rows}
-    results["settings"]["render_size"] = rows[0]["render_size"]
+    results = _results(run, rows, complete=True)
     if out is not None:
-        out = Path(out)
-        write_json(out / "results.json", results)
-        write_text(out / "results.md", results_markdown(results))
+        _write(results, Path(out))
     return results
+
+
+def _protocol_of(policy: str, subgoals: str) -> str:
+    """The planner's protocol; the baselines' own names (the expert reads the simulator state by design)."""
+    if policy == "planner":
+        return protocol(subgoals)
+    return "expert (privileged: simulator state)" if policy == "expert" else "random"
+
+
+def _results(run: dict[str, Any], rows: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    """The results dict of the episodes run so far (``complete`` False while seeds remain)."""
+    rows = [dict(r) for r in rows]
+    planner, model = rows[0]["planner"], rows[0]["model"]  # what actually ran; the same in every row
+    for row in rows:
+        del row["planner"], row["model"]
+    settings = {k: v for k, v in run["settings"].items() if k not in ("env_id", "model_identity")}
+    settings["render_size"] = rows[0]["render_size"]
+    seeds = run["seeds"]
+    return {**run["header"], "model": model if run["settings"]["policy"] == "planner" else None,
+            "planner": planner, "seed_start": seeds[0], "seeds": [r["seed"] for r in rows], "seeds_requested": seeds,
+            "complete": complete, **summarize(rows), "seconds": time.perf_counter() - run["t0"],
+            "settings": settings, "episodes": rows}
+
+
+def _write(results: dict[str, Any], out: Path) -> None:
+    write_json(out / "results.json", results)
+    write_text(out / "results.md", results_markdown(results))

@@ -1,6 +1,6 @@
-"""Autoregressive latent rollouts ("imagination") of many candidate action sequences at once.
+"""Imagination: autoregressive latent unrolls of many candidate action sequences at once.
 
-Rollout step ``k`` feeds the predictor the context frames plus its own ``k`` previous predictions
+Unroll step ``k`` feeds the predictor the context frames plus its own ``k`` previous predictions
 (layer-normed, as V-JEPA 2-AC does in training and planning) and keeps only the prediction for the
 newest frame. The proprioceptive state of imagined frames is advanced from the planned actions with
 the environment's kinematic model, as the official planner does (``compute_new_pose``), because the
@@ -54,7 +54,7 @@ def advance_states(start: torch.Tensor, actions: torch.Tensor, advance: StateAdv
 
 
 def _supports_cache(predictor: Predictor) -> bool:
-    """V-JEPA 2-AC predictors of ours run rollouts incrementally; any other callable is treated as a
+    """V-JEPA 2-AC predictors of ours unroll incrementally; any other callable is treated as a
     black box with the official signature (full prefix every step)."""
     return callable(getattr(predictor, "decode_step", None)) and callable(getattr(predictor, "new_kv_cache", None))
 
@@ -68,7 +68,7 @@ def imagine(
     use_autocast: bool = True,
     reference: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Roll ``actions [S, H, A]`` out from ``context``.
+    """Unroll ``actions [S, H, A]`` from ``context`` in latent space.
 
     Returns predicted features ``[S, H, N, D]`` (fp32, always layer-normed, ready for the energy) and
     the states of the predicted frames ``[S, H, K]`` (``advance`` None keeps the last observed state).
@@ -128,7 +128,7 @@ def _imagine_cached(
     predictor: Predictor, context: Context, actions: torch.Tensor, pred_states: torch.Tensor,
     normalize_inputs: bool, use_autocast: bool,
 ) -> torch.Tensor:
-    """Key/value-cached rollout: one predictor step per horizon step over that step's tokens only.
+    """Key/value-cached unroll: one predictor step per horizon step over that step's tokens only.
 
     What does not depend on a candidate runs once at batch 1: the observed frames before the last
     one (with their executed actions) fill the cache for every candidate, and the last observed

@@ -26,14 +26,13 @@ class Landscape:
     energy: np.ndarray
 
 
-def energy_landscape(agent: Agent, obs: dict[str, Any], goal: dict[str, Any], n: int = 21, span: float = 1.0) -> Landscape:
+def energy_landscape(agent: Agent, obs: dict[str, Any], goal: Any, n: int = 21, span: float = 1.0) -> Landscape:
     """Score every ``(dx, dy)`` on an ``n x n`` grid (other dims and later steps 0) in one batch
     (per camera, averaged over the model's cameras like the planner's energy)."""
     frames, _ = _split(obs, "observation", agent.cameras)
-    goal_frames, _ = _split(goal, "goal", agent.cameras)
+    goal_frames, goal_state = agent.goal_inputs(goal)  # the goal's state only under the privileged protocol
     state = _check_state(obs["state"], "observation", agent.state_dim)
-    goal_state = goal.get("state")
-    goal_state = None if goal_state is None else torch.from_numpy(_check_state(goal_state, "goal", agent.state_dim)).float()
+    goal_state = None if goal_state is None else torch.from_numpy(goal_state).float()
     ticks = np.linspace(-span, span, n, dtype=np.float32)
     gx, gy = np.meshgrid(ticks, ticks)  # [n, n]
     actions = torch.zeros(n * n, agent.config.cem.horizon, agent.action_dim)  # [n*n, H, A]

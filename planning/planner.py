@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cem import YAW_DIM, CEMConfig, CEMResult, cem, gripper_dims, initial_mean
+from .cem import CEMConfig, CEMResult, cem
 from .energy import EnergyConfig, energy
-from .errors import InvalidObservationError, PlannerConfigError
+from .errors import PlannerConfigError
 from .imagine import Context, imagine
 from .protocols import Predictor, StateAdvancer
 
 # Short names accepted by CLIs and ``Agent.from_pretrained(**overrides)``, and the official planner's names.
-ALIASES = {"iters": "iterations", "energy": "metric", "steps_per_plan": "execute_steps", "cem_steps": "iterations", "rollout": "horizon"}
+ALIASES = {"iters": "iterations", "energy": "metric", "steps_per_plan": "execute_steps", "cem_steps": "iterations"}
 
 
 @dataclass
@@ -27,21 +27,11 @@ class PlannerConfig:
     official planner). ``execute_steps``: MPC executes this many planned actions before re-planning.
     ``normalize_inputs``: predictor inputs are layer-normed (V-JEPA 2-AC ``normalize_reps``).
     ``autocast``: bf16 autocast for predictor calls (3-5x faster matmuls on CPUs with AMX).
-    ``reference``: score the official V-JEPA 2 way (fp32, whole prefix re-run each rollout step,
+    ``reference``: score the official V-JEPA 2 way (fp32, whole prefix re-run each imagined step,
     per-call RoPE); the benchmark's baseline, same plans within bf16 tolerance but several times slower.
-    ``compile``: ``torch.compile`` the predictor's cached rollout step for large searches (~25%
+    ``compile``: ``torch.compile`` the predictor's cached unroll step for large searches (~25%
     faster after a one-off compile of 15-30 s; searches under ``COMPILE_MIN_NUMEL`` activations per
     step, e.g. <= 250 samples at the default size, stay eager; falls back to eager if compiling fails).
-    ``gripper_from_goal``: do not search the gripper; hold its command at the goal's own gripper state
-    (closed where ``goal_state[6] > -0.5``, else open). The small default encoder barely sees the
-    fingers, so a searched gripper wanders with the sampling noise (on PickPlace it closed on top of
-    the cube before the arm was down); with demo sub-goals the gripper then follows the demonstration
-    while the energy plans the arm. Needs the goal's state.
-    ``yaw_from_goal``: turn the hand towards the goal's yaw (``goal_state[5]``) at up to full rate
-    instead of holding rotation at 0 (rotation stays out of the search either way). Push sub-goals
-    show the hand turned so the fingers spread across the push (``envs.scene.pusher_yaw``); at yaw 0
-    a push along y meets the cube with one finger's edge and turns it off the line. Needs the goal's
-    state and the kinematic model (the agent's ``action_scale``) for the yaw one action turns.
     """
 
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -52,8 +42,6 @@ class PlannerConfig:
     autocast: bool = True
     reference: bool = False
     compile: bool = True
-    gripper_from_goal: bool = False
-    yaw_from_goal: bool = False
 
     def validate(self) -> None:
         self.cem.validate()
@@ -61,8 +49,6 @@ class PlannerConfig:
             raise PlannerConfigError(f"energy metric {self.energy.metric!r} is unknown; use 'l1' or 'l2'")
         if self.energy.state_weight < 0:
             raise PlannerConfigError(f"state_weight={self.energy.state_weight} must be >= 0")
-        if self.yaw_from_goal and not self.cem.translation_only:
-            raise PlannerConfigError("yaw_from_goal plans the rotation itself; it needs translation_only=True")
         if self.context_frames < 1:
             raise PlannerConfigError(f"context_frames={self.context_frames} must be >= 1")
         if not 1 <= self.execute_steps <= self.cem.horizon:
@@ -172,40 +158,5 @@ class LatentPlanner:
             calls += actions.shape[1] * len(contexts)  # imagine() makes one batched predictor call per horizon step
             return self.score_views(contexts, goals, goal_state, actions)
 
-        cem_config = self.config.cem
-        gripper = gripper_dims(action_dim)
-        hold_gripper = self.config.gripper_from_goal and bool(gripper)
-        turn_yaw = self.config.yaw_from_goal and action_dim == 7
-        if hold_gripper or turn_yaw:  # these set part of the initial mean; the search keeps them
-            init_mean = initial_mean(cem_config, action_dim) if init_mean is None else init_mean.clone()
-        if hold_gripper:
-            if goal_state is None:
-                raise InvalidObservationError("gripper_from_goal needs the goal's state (goal['state'] with the "
-                                              "gripper closure at index 6); pass the env's goal dict")
-            init_mean[:, gripper] = 1.0 if float(goal_state[gripper[0]]) > -0.5 else -1.0
-            cem_config = dataclasses.replace(cem_config, gripper_init_std=0.0)
-        if turn_yaw:
-            init_mean[:, YAW_DIM] = self._turn_to_goal_yaw(contexts[0].states[-1], goal_state, cem_config)
-        res = cem(score, action_dim, cem_config, init_mean=init_mean, generator=generator)
+        res = cem(score, action_dim, self.config.cem, init_mean=init_mean, generator=generator)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)
-
-    def _turn_to_goal_yaw(self, state: torch.Tensor, goal_state: torch.Tensor | None, cem_config: CEMConfig) -> torch.Tensor:
-        """dyaw actions ``[H]`` that turn from ``state``'s yaw to the goal's, as fast as the action bounds allow."""
-        if goal_state is None:
-            raise InvalidObservationError("yaw_from_goal needs the goal's state (goal['state'] with the yaw at "
-                                          "index 5); pass the env's goal dict")
-        if self.advance is None:
-            raise PlannerConfigError("yaw_from_goal needs the kinematic model: give the agent the env's action_scale "
-                                     "(agent.reset(action_scale=env.unwrapped.action_scale))")
-        start = state.detach().cpu().numpy().astype(np.float64)
-        unit = np.zeros((1, 7))
-        unit[0, YAW_DIM] = 1.0
-        rate = float(np.asarray(self.advance(start[None], unit))[0, YAW_DIM] - start[YAW_DIM])  # rad per unit dyaw
-        if rate <= 0:
-            raise PlannerConfigError(f"yaw_from_goal: the kinematic model turns {rate} rad per unit dyaw; expected > 0")
-        left = float(goal_state[YAW_DIM]) - float(start[YAW_DIM])
-        out = torch.zeros(cem_config.horizon)
-        for k in range(cem_config.horizon):
-            out[k] = float(np.clip(left / rate, cem_config.action_low, cem_config.action_high))
-            left -= float(out[k]) * rate
-        return out

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,14 @@ def view_panel(obs: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([obs["pixels"], *(obs[k] for k in extra)], axis=0) if extra else obs["pixels"]
 
 
+def goal_images(goal: Any) -> Any:
+    """The image entries of a goal dict (``pixels`` and ``pixels_<camera>``): all the image-goal protocol sees.
+    A goal that is already an image is returned as it is."""
+    if not isinstance(goal, Mapping):
+        return goal
+    return {k: v for k, v in goal.items() if k == "pixels" or k.startswith("pixels_")}
+
+
 def rollout(
     env: Any,
     agent: Any,
@@ -39,9 +47,12 @@ def rollout(
     stop_on_success: bool = True,
     record: bool = False,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    privileged_goal_state: bool = False,
 ) -> dict[str, Any]:
     """Run one episode of ``agent`` (anything with ``act(obs, goal)``) in ``env`` from ``reset(seed)``.
 
+    The policy is handed only the goal's images (``pixels``, ``pixels_<camera>``): the image-goal
+    protocol. ``privileged_goal_state`` hands it the goal's ``state`` too (a privileged protocol).
     ``subgoals``: goal dicts planned through in order (e.g. an expert demo's, `envs.experts.demo_subgoals`);
     the agent moves to the next one when its plan energy falls under ``subgoal_threshold`` or after
     ``subgoal_steps`` steps on the current one. Success and distance always come from the env's own
@@ -58,6 +69,7 @@ def rollout(
     obs, info = env.reset(seed=seed)
     _reset_policy(agent, env, seed)
     goals = list(subgoals) if subgoals is not None else [info["goal"]]
+    given = [g if privileged_goal_state else goal_images(g) for g in goals]  # what the policy may see
     current, on_current = 0, 0
     success = bool(info.get("success", False))
     distance = initial_distance = float(info.get("distance", float("nan")))
@@ -69,7 +81,7 @@ def rollout(
     step = 0
     while not (success and stop_on_success) and (max_steps is None or step < max_steps):
         t0 = time.perf_counter()
-        action = agent.act(obs, goals[current])
+        action = agent.act(obs, given[current])
         act_seconds.append(time.perf_counter() - t0)
         energy = getattr(agent, "last_energy", None)
         obs, _, terminated, truncated, info = env.step(action)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from envs.proprio import GRIPPER, POS, POSE
+
 IMAGE_SIZE = 8
 TOKENS, CHANNELS = 16, 12  # 2x2 patches of an 8x8x3 frame
 POS_UNIT = 0.1  # metres per feature unit
@@ -26,8 +28,8 @@ def toy_advance_state(state: np.ndarray, action: np.ndarray, action_scale: np.nd
     """Kinematics of the toy scene, batched ``[B, 7]``: translate by the scaled action, gripper absolute."""
     state = np.array(state, dtype=np.float64, copy=True)
     action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-    state[..., :6] += action[..., :6] * np.asarray(action_scale, dtype=np.float64)[:6]
-    state[..., 6] = action[..., 6]
+    state[..., POSE] += action[..., POSE] * np.asarray(action_scale, dtype=np.float64)[POSE]
+    state[..., GRIPPER] = action[..., GRIPPER]
     return state
 
 
@@ -60,8 +62,8 @@ class ToyPredictor:
     def __call__(self, feats: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         self.calls.append(tuple(feats.shape))
         a = actions.float().clamp(-1, 1)
-        dp = a[..., :3] * self.action_scale[:3] / POS_UNIT  # [B, T, 3]
-        dg = a[..., 6:7] - states[..., 6:7].float()  # [B, T, 1]
+        dp = a[..., POS] * self.action_scale[POS] / POS_UNIT  # [B, T, 3]
+        dg = a[..., GRIPPER, None] - states[..., GRIPPER, None].float()  # [B, T, 1]
         dz = torch.cat([dp, dg], dim=-1) @ self.mixing.T  # [B, T, 192]
         return feats.float() + _to_tokens(dz)  # [B, T, N, D]
 
@@ -88,7 +90,7 @@ class ToyWorldModel:
 
     def render(self, state: np.ndarray) -> np.ndarray:
         """Frame of the scene in ``state [7]``: ``uint8 [8, 8, 3]``."""
-        x = torch.tensor([*(np.asarray(state[:3]) / POS_UNIT), state[6]], dtype=torch.float32)
+        x = torch.tensor([*(np.asarray(state[POS]) / POS_UNIT), state[GRIPPER]], dtype=torch.float32)
         pix = 128.0 + PIXEL_GAIN * (self.mixing @ x)
         return pix.round().clamp(0, 255).to(torch.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE, 3).numpy()
 
@@ -122,16 +124,16 @@ class ToyReachEnv:
         return {"pixels": self.world.render(self.state), "state": self.state.astype(np.float32)}
 
     def _info(self) -> dict[str, Any]:
-        d = float(np.linalg.norm(self.state[:3] - self.goal_state[:3]))
+        d = float(np.linalg.norm(self.state[POS] - self.goal_state[POS]))
         return {"success": d < self.success_radius, "distance": d}
 
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         rng = np.random.default_rng(seed)
         self.state = np.zeros(7)
-        self.state[6] = -1.0
+        self.state[GRIPPER] = -1.0
         direction = rng.normal(size=3)
         self.goal_state = self.state.copy()
-        self.goal_state[:3] = direction / np.linalg.norm(direction) * rng.uniform(0.05, 0.1)
+        self.goal_state[POS] = direction / np.linalg.norm(direction) * rng.uniform(0.05, 0.1)
         self.t = 0
         goal = {"pixels": self.world.render(self.goal_state), "state": self.goal_state.astype(np.float32)}
         return self._obs(), {**self._info(), "goal": goal}

@@ -54,14 +54,11 @@ def test_shipped_planner_defaults_are_the_ship_script_ones_and_reach_gets_its_ow
     on_push = Agent.from_pretrained("default", env_id="simjepa/Push-v0").config.cem
     assert (on_reach.samples, on_reach.iterations) == (reach["samples"], reach["iterations"])
     assert (on_push.samples, on_push.iterations) == (planner["samples"], planner["iterations"])
-    # Push holds the gripper at the expert's pushing command (the search never opens it against the cube).
-    from envs import scene
-
-    assert on_push.gripper_init_std == 0.0 and on_push.gripper_init_mean == scene.PUSHER_GRIP
-    assert on_reach.gripper_init_std > 0
-    # PickPlace holds it at each sub-goal's own gripper state.
-    on_pick = Agent.from_pretrained("default", env_id="simjepa/PickPlace-v0").config
-    push_cfg = Agent.from_pretrained("default", env_id="simjepa/Push-v0").config
-    assert on_pick.gripper_from_goal and not push_cfg.gripper_from_goal
-    # Push turns the hand to each sub-goal's yaw (fingers across the push); the other tasks keep yaw 0.
-    assert push_cfg.yaw_from_goal and not on_pick.yaw_from_goal
+    # Image-goal protocol: per task only a search size, never a rule that sets an action dim (a gripper
+    # hold, a yaw) or reads the goal's state.
+    search_size = {"samples", "iterations", "topk", "horizon", "execute_steps"}
+    assert all(set(per_task) <= search_size for per_task in planner["per_env"].values())
+    assert set(planner) - {"per_env"} <= search_size
+    for env_id in ("simjepa/Reach-v0", "simjepa/Push-v0", "simjepa/PickPlace-v0"):
+        cem = Agent.from_pretrained("default", env_id=env_id).config.cem
+        assert cem.gripper_init_std > 0 and cem.gripper_init_mean == 0.0  # the gripper is searched like the arm

@@ -139,8 +139,10 @@ def test_agent_rejects_malformed_observations(obs):
     with pytest.raises(InvalidObservationError) as info:
         agent.act(obs, goal)
     assert isinstance(info.value, SimjepaError) and isinstance(info.value, ValueError)
+    agent.act(goal, {"pixels": goal["pixels"], "state": np.array([np.inf] * 7)})  # image goal: its state is never read
     with pytest.raises(InvalidObservationError):
-        agent.act(goal, {"pixels": goal["pixels"], "state": np.array([np.inf] * 7)})
+        Agent(agent.world_model, agent.config, privileged_goal_state=True).act(
+            goal, {"pixels": goal["pixels"], "state": np.array([np.inf] * 7)})
 
 
 def test_agent_accepts_any_frame_size_and_caches_goal():
@@ -175,57 +177,112 @@ def test_subgoals_switch_after_step_budget():
     assert m["subgoal"] == [0, 0, 1, 1, 1, 1]
 
 
-def test_gripper_from_goal_holds_the_goals_gripper_instead_of_searching_it():
-    world = ToyWorldModel()
-    z = world.encode(world.render(np.zeros(7))[None])  # [1, N, D]
-    goal = normalize_reps(world.encode(world.render(np.array([0.05, 0, 0, 0, 0, 0, 0]))[None])[0])
-    ctx = Context(z, torch.zeros(1, 7), torch.zeros(0, 7))
-    cfg = PlannerConfig.from_flat(world.planner, SMALL, {"gripper_from_goal": True})
-    planner = LatentPlanner(world.predictor, lambda s, a: toy_advance_state(s, a, world.action_scale), cfg)
-    for closure, command in ((-1.0, -1.0), (0.05, 1.0), (1.0, 1.0)):  # open; closed on a cube; shut
-        goal_state = torch.tensor([0.05, 0, 0, 0, 0, 0, closure])
-        res = planner.plan(ctx, goal, 7, goal_state, init_mean=torch.full((cfg.cem.horizon, 7), 0.3))
-        assert np.all(res.actions[:, 6] == command) and torch.all(res.cem.std[:, 6] == 0)
-        assert res.actions[0, 0] > 0.3  # the arm is still planned towards the goal
-    searched = LatentPlanner(world.predictor, None, PlannerConfig.from_flat(world.planner, SMALL))
-    assert float(searched.plan(ctx, goal, 7).cem.std[:, 6].max()) > 0  # without it the gripper is sampled
-    with pytest.raises(InvalidObservationError, match="goal's state"):
-        planner.plan(ctx, goal, 7)
+class StateTrap(dict):
+    """A goal dict whose ``state`` cannot be read: any access to it fails the test."""
+
+    def _trap(self, key):
+        if key == "state":
+            raise AssertionError("the image-goal planner read goal['state']")
+
+    def __getitem__(self, key):
+        self._trap(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._trap(key)
+        return super().get(key, default)
+
+    def items(self):
+        raise AssertionError("the image-goal planner iterated over the whole goal dict")
+
+    values = items
 
 
-def test_yaw_from_goal_turns_the_hand_at_full_rate_then_eases_in():
+def _actions(agent, obs, goal, steps=3):
+    agent.reset()
+    return [agent.act(obs, goal) for _ in range(steps)]
+
+
+def test_default_agent_plans_from_the_goal_image_alone_and_never_reads_goal_state():
+    """Image-goal protocol: a goal given as an array, as {"pixels"}, with a NaN or garbage state, or with a
+    state that must not be touched, all give the same actions."""
+    agent = toy_agent()
+    world = agent.world_model
+    obs = {"pixels": world.render(np.zeros(7)), "state": np.zeros(7, np.float32)}
+    image = world.render(np.array([0.06, 0.02, 0, 0, 0, 0, -1.0]))
+    expected = _actions(agent, obs, {"pixels": image})
+    assert expected[0][0] > 0.3  # it does plan towards the image
+    for goal in (image, torch.from_numpy(image), {"pixels": image, "state": np.full(7, np.nan)},
+                 {"pixels": image, "state": "garbage"}, StateTrap(pixels=image, state=np.zeros(7))):
+        got = _actions(agent, obs, goal)
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+def test_goal_state_is_read_only_by_the_privileged_option():
     world = ToyWorldModel()
-    z = world.encode(world.render(np.zeros(7))[None])  # [1, N, D]
-    goal = normalize_reps(world.encode(world.render(np.array([0.05, 0, 0, 0, 0, 0, 0]))[None])[0])
-    start = torch.tensor([0, 0, 0, 0, 0, 0.1, 0.0])
-    ctx = Context(z, start[None], torch.zeros(0, 7))
-    cfg = PlannerConfig.from_flat(world.planner, SMALL, {"yaw_from_goal": True, "horizon": 3})
-    advance = lambda s, a: toy_advance_state(s, a, world.action_scale)  # noqa: E731
-    planner = LatentPlanner(world.predictor, advance, cfg)
-    rate = float(world.action_scale[5])
-    goal_state = torch.tensor([0.05, 0, 0, 0, 0, 0.1 - 1.5 * rate, 0.0])  # 1.5 actions' turn away
-    res = planner.plan(ctx, goal, 7, goal_state)
-    assert np.allclose(res.actions[:, 5], [-1.0, -0.5, 0.0], atol=1e-6) and np.all(res.actions[:, 3:5] == 0)
-    assert res.actions[0, 0] > 0.3  # the arm is still planned towards the goal
-    with pytest.raises(InvalidObservationError, match="goal's state"):
-        planner.plan(ctx, goal, 7)
-    with pytest.raises(PlannerConfigError, match="action_scale"):
-        LatentPlanner(world.predictor, None, cfg).plan(ctx, goal, 7, goal_state)
-    with pytest.raises(PlannerConfigError, match="translation_only"):
-        PlannerConfig.from_flat({"yaw_from_goal": True, "translation_only": False})
+    image = world.render(np.array([0.06, 0, 0, 0, 0, 0, -1.0]))
+    obs = {"pixels": world.render(np.zeros(7)), "state": np.zeros(7, np.float32)}
+    with pytest.raises(PlannerConfigError, match="privileged"):  # the state term needs the goal's state
+        Agent(world, PlannerConfig.from_flat(world.planner, SMALL, {"state_weight": 1.0}), advance_state=toy_advance_state)
+    agent = Agent(world, PlannerConfig.from_flat(world.planner, SMALL, {"state_weight": 1.0}), advance_state=toy_advance_state,
+                  privileged_goal_state=True)
+    with pytest.raises(InvalidObservationError, match="no 'state'"):
+        agent.act(obs, {"pixels": image})
+    with pytest.raises(InvalidObservationError, match="NaN"):
+        agent.act(obs, {"pixels": image, "state": np.full(7, np.nan)})
+    far = _actions(agent, obs, {"pixels": image, "state": np.array([0.06, 0, 0, 0, 0, 0, -1.0])})
+    near = _actions(agent, obs, {"pixels": image, "state": np.array([-0.06, 0, 0, 0, 0, 0, -1.0])})
+    assert not np.array_equal(far[0], near[0])  # privileged: the state does change the plan
+
+
+def test_rollout_hands_the_policy_only_the_goal_images():
+    world = ToyWorldModel()
+    env = ToyReachEnv(world, max_episode_steps=2)
+    seen = []
+
+    class Spy:
+        def act(self, obs, goal):
+            seen.append(set(goal))
+            return np.zeros(7, np.float32)
+
+    planning.rollout(env, Spy(), seed=0, stop_on_success=False)
+    assert seen == [{"pixels"}, {"pixels"}]
+    seen.clear()
+    planning.rollout(env, Spy(), seed=0, stop_on_success=False, privileged_goal_state=True)
+    assert seen and "state" in seen[0]
+
+
+@pytest.mark.parametrize("rule", ["gripper_from_goal", "yaw_from_goal"])
+def test_per_task_action_rules_are_gone(rule):
+    """Rules that set an action dim from the goal's simulator state no longer exist as planner settings."""
+    with pytest.raises(PlannerConfigError, match=f"unknown planner setting '{rule}'"):
+        PlannerConfig.from_flat({rule: True})
 
 
 def test_subgoal_budget_is_the_tasks_tuned_one_within_an_even_split():
-    from planning.episode import SUBGOAL_STEPS, subgoal_steps
+    from envs.tasks import PickPlaceEnv, PushEnv, task_spec
+    from planning.subgoals import subgoal_steps
 
-    push = SUBGOAL_STEPS["simjepa/Push-v0"]
+    push = PushEnv.task_spec.subgoal_steps
+    assert task_spec("simjepa/Push-v0") is PushEnv.task_spec and task_spec("Pusher-v5") is None
     assert subgoal_steps("simjepa/Push-v0", 60, 3) == push < 60 // 3
     assert subgoal_steps("simjepa/Push-v0", 6, 3) == 2  # a short episode still visits every sub-goal
-    assert subgoal_steps("simjepa/PickPlace-v0", 80, 5) == SUBGOAL_STEPS["simjepa/PickPlace-v0"] == 10
+    assert subgoal_steps("simjepa/PickPlace-v0", 80, 5) == PickPlaceEnv.task_spec.subgoal_steps == 10
     assert subgoal_steps("Pusher-v5", 100, 4) == 25  # untuned tasks split evenly
     assert subgoal_steps("simjepa/Push-v0", 60, 3, requested=4) == 4
     with pytest.raises(PlannerConfigError, match="subgoal-steps"):
         subgoal_steps("simjepa/Push-v0", 60, 3, requested=0)
+
+
+def test_subgoal_modes_name_their_protocol():
+    from planning.subgoals import load_subgoals, protocol
+
+    assert protocol("none") == "image-goal" and protocol("expert-replay") == "expert-replay (privileged)"
+    assert load_subgoals("none", "simjepa/Push-v0", 0, 64) is None  # the default never runs the expert
+    with pytest.raises(PlannerConfigError, match="expert-replay"):
+        protocol("demo")
+    with pytest.raises(PlannerConfigError, match="phases"):
+        load_subgoals("expert-replay", "simjepa/Reach-v0", 0, 64)
 
 
 def test_config_errors_are_one_line_simjepa_errors():

@@ -52,36 +52,71 @@ def test_plan_episode_writes_video_and_metrics(tiny_model, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 
-def test_push_plans_through_its_demo_subgoals_unless_told_not_to(tiny_model, tmp_path):
-    """Push, like PickPlace, is planned through the expert demo's sub-goals (above, behind, goal),
-    the step budget split evenly between them; --no-subgoals plans towards the env's goal image."""
+def test_push_plans_towards_its_goal_image_unless_expert_replay_is_asked_for(tiny_model, tmp_path):
+    """The default is the image-goal protocol (one goal, labelled image-goal); --subgoals expert-replay
+    plans through the expert demo's sub-goals (above, behind, goal), labelled privileged."""
     seen = {}
-    for flag in ("--subgoals", "--no-subgoals"):
-        out = tmp_path / flag
+    for flags in ((), ("--subgoals", "expert-replay")):
+        out = tmp_path / ("-".join(flags) or "default")
         res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
-                                                               "--out", str(out), "--max-steps", "6", flag, "--quiet", *TINY_PLANNER])
+                                                               "--out", str(out), "--max-steps", "6", *flags, "--quiet", *TINY_PLANNER])
         assert res.exit_code == 0, res.output
-        seen[flag] = json.loads((out / "metrics.json").read_text())["subgoal"]
-    assert seen["--subgoals"] == [0, 0, 1, 1, 2, 2]
-    assert seen["--no-subgoals"] == [0] * 6
+        seen[flags] = json.loads((out / "metrics.json").read_text())
+    assert seen[()]["subgoal"] == [0] * 6 and seen[()]["protocol"] == "image-goal"
+    replay = seen[("--subgoals", "expert-replay")]
+    assert replay["subgoal"] == [0, 0, 1, 1, 2, 2] and replay["protocol"] == "expert-replay (privileged)"
+    model = seen[()]["model"]
+    assert model["path"] == str(tiny_model) and len(model["predictor_hash"]) == 16 and len(model["encoder_hash"]) == 16
+    assert seen[()]["command"] and "commit" in seen[()] and seen[()]["seed"] == 0
 
 
-def test_a_model_holding_the_gripper_from_the_goal_plans_and_benches_pickplace(tiny_model, tmp_path):
-    """gripper_from_goal recorded for PickPlace: plan-episode plans through the five sub-goals with it
-    (each needs the sub-goal's state) and the bench's FLOP count passes the goal state along."""
-    from planning.bench import Scene, flops_per_action
-    from world_model.model_file import load_world_model, with_planner_defaults
+def test_default_planning_path_never_calls_the_expert(tiny_model, tmp_path, monkeypatch):
+    """plan-episode and evaluate with the default protocol on Push fail if anything asks for the expert."""
+    import envs.experts
 
-    tuned = tmp_path / "tuned.pt"
-    with_planner_defaults(tiny_model, tuned, {"per_env": {"simjepa/PickPlace-v0": {"gripper_from_goal": True}}})
-    assert flops_per_action(load_world_model(tuned), Scene("simjepa/PickPlace-v0", 64), {"samples": 8, "topk": 2}) > 0
+    def trap(*args, **kwargs):
+        raise AssertionError("the image-goal planning path called the scripted expert")
+
+    monkeypatch.setattr(envs.experts, "demo_subgoals", trap)
+    monkeypatch.setattr(envs.experts, "make_expert", trap)
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                           "--out", str(tmp_path / "ep"), "--max-steps", "2", "--quiet", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--model", str(tiny_model),
+                                               "--out", str(tmp_path / "ev"), "--max-steps", "2", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                           "--out", str(tmp_path / "rp"), "--max-steps", "2", "--quiet",
+                                                           "--subgoals", "expert-replay", *TINY_PLANNER])
+    assert isinstance(res.exception, AssertionError)  # the trap works: expert-replay does call it
+
+
+def test_a_model_recording_removed_action_rules_plans_the_image_goal_protocol(tiny_model, tmp_path):
+    """A model file from before the image-goal protocol (gripper_from_goal recorded for PickPlace) still
+    plans, with a warning that the rule is ignored; nothing reads the goal's state."""
+    from world_model.model_file import with_planner_defaults
+
+    old = tmp_path / "old.pt"
+    with_planner_defaults(tiny_model, old, {"per_env": {"simjepa/PickPlace-v0": {"gripper_from_goal": True}}})
     out = tmp_path / "pp"
-    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/PickPlace-v0", "--seed", "0", "--model", str(tuned),
-                                                           "--out", str(out), "--max-steps", "5", "--subgoal-steps", "1",
-                                                           "--quiet", *TINY_PLANNER])
+    with pytest.warns(UserWarning, match="gripper_from_goal"):
+        res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/PickPlace-v0", "--seed", "0", "--model", str(old),
+                                                               "--out", str(out), "--max-steps", "2", "--quiet", *TINY_PLANNER])
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["subgoal"] == [0, 1, 2, 3, 4] and metrics["planner"]["gripper_from_goal"]
+    assert metrics["protocol"] == "image-goal" and "gripper_from_goal" not in metrics["planner"]
+
+
+def test_state_weight_without_the_privileged_protocol_is_one_line_exit_2(tiny_model, tmp_path, capsys):
+    code, cap = run(simjepa_cli.plan_episode_main, ["--env", "simjepa/Reach-v0", "--seed", "0", "--model", str(tiny_model),
+                                                    "--out", str(tmp_path / "x"), "--state-weight", "1"], capsys)
+    assert code == 2 and cap.err.startswith("error: ") and "privileged" in cap.err and cap.err.count("\n") == 1
+    code, cap = run(simjepa_cli.main, ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "1", "--model", str(tiny_model),
+                                       "--out", str(tmp_path / "y"), "--subgoals", "expert-replay", *TINY_PLANNER], capsys)
+    assert code == 2 and "phases" in cap.err and cap.err.count("\n") == 1
+    code, cap = run(simjepa_cli.plan_episode_main, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                    "--out", str(tmp_path / "z"), "--subgoal-steps", "3"], capsys)
+    assert code == 2 and "expert-replay" in cap.err and cap.err.count("\n") == 1
 
 
 def test_plan_episode_bad_input_is_one_line_exit_2(tiny_model, tmp_path, capsys):
@@ -102,7 +137,21 @@ def test_evaluate_planner_and_random(tiny_model, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert {"success_rate", "mean_final_distance", "episodes"} <= set(results)
     assert [r["seed"] for r in results["episodes"]] == [5, 6] and all(r["steps"] == 2 for r in results["episodes"])
+    assert results["protocol"] == "image-goal" and results["seeds"] == [5, 6] and results["complete"]
+    assert results["model"]["path"] == str(tiny_model) and results["model"]["predictor_hash"]
+    assert results["command"].split()[:2] and "commit" in results
     assert "| 5 |" in (out / "results.md").read_text()
+
+
+def test_evaluate_labels_expert_replay_privileged(tiny_model, tmp_path):
+    out = tmp_path / "replay"
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--seed-start", "3",
+                                               "--model", str(tiny_model), "--out", str(out), "--max-steps", "2",
+                                               "--subgoals", "expert-replay", *TINY_PLANNER])
+    assert res.exit_code == 0, res.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["protocol"] == "expert-replay (privileged)" and results["settings"]["subgoals"] == "expert-replay"
+    assert "expert-replay (privileged)" in (out / "results.md").read_text()
 
 
 def test_evaluate_workers_match_serial(tmp_path):

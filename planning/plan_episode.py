@@ -1,4 +1,7 @@
-"""One planned episode on disk (``plan-episode``): metrics.json, episode.mp4, optional landscape.png."""
+"""One planned episode on disk (``plan-episode``): metrics.json, episode.mp4, optional landscape.png.
+
+(Not to be confused with ``simjepa_core.episodes``, the recorded-episode format on disk.)
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,45 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from .agent import Agent
 from simjepa_core.atomic import write_json
+
+from .agent import Agent
 from .errors import PlannerConfigError
+from .provenance import command_line, git_commit, model_identity
 from .rollout import rollout
+from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
 from .video import compose_frame, write_video
-
-PHASED_TASKS = ("simjepa/Push-v0", "simjepa/PickPlace-v0")
-# Steps spent on each sub-goal but the last (which keeps the rest of the episode), tuned per task on
-# seeds 500-509 (README "Closed-loop results"); other tasks split the episode evenly. The expert reaches
-# Push's above / behind sub-goals in 3-6 and 2 steps, so a longer budget only leaves the arm hovering
-# and cuts the push short. Measured with the demo's last frame as the final sub-goal: 7 steps each
-# reached 2 of 9 seeds (stopped early), 10 6/10, 15 5/10, 20 (an even split) 3/10; with the env's goal
-# image last, 10 reached 7/10.
-# PickPlace's five sub-goals (above, down, grasp, lift, place) take the same 10 steps each; the place
-# sub-goal keeps the remaining 40.
-SUBGOAL_STEPS = {"simjepa/Push-v0": 10, "simjepa/PickPlace-v0": 10}
-
-
-def load_subgoals(env_id: str, seed: int, render_size: int, cameras: tuple[str, ...] = ("front",)
-                  ) -> list[dict[str, np.ndarray]] | None:
-    """Expert-demo sub-goals, seen by ``cameras``: above / behind / goal for Push, above / down / grasp /
-    lift / place for PickPlace (``envs.experts.demo_subgoals``); None for tasks planned in one go."""
-    if env_id not in PHASED_TASKS:
-        return None
-    from envs.experts import demo_subgoals
-
-    return list(demo_subgoals(env_id, seed, render_size, cameras))
-
-
-def subgoal_steps(env_id: str, limit: int, n_goals: int, requested: int | None = None) -> int:
-    """Steps on each sub-goal but the last: ``requested``, else the task's tuned budget, never more than
-    an even split of the ``limit`` so every sub-goal gets its turn in a short episode."""
-    if requested is not None:
-        if requested < 1:
-            raise PlannerConfigError(f"--subgoal-steps {requested} must be >= 1")
-        return int(requested)
-    even = max(1, limit // n_goals)
-    return min(SUBGOAL_STEPS.get(env_id, even), even)
-
 
 def episode_video_frames(metrics: dict[str, Any]) -> list[np.ndarray]:
     """Annotated side-by-side frames: frame k shows the observation after k actions."""
@@ -71,7 +43,7 @@ def plan_episode(
     planner_overrides: dict[str, Any] | None = None,
     max_steps: int | None = None,
     render_size: int | None = None,
-    subgoals: bool = True,
+    subgoals: str = "none",
     subgoal_threshold: float | None = None,
     subgoal_steps_per_goal: int | None = None,
     landscape: bool = False,
@@ -81,6 +53,8 @@ def plan_episode(
     """Plan one episode with the world model ``model`` and write its video and metrics into ``out``.
 
     ``agent``: an already built agent to use instead of loading ``model`` (its config wins).
+    ``subgoals``: ``"none"`` (the image-goal protocol) or ``"expert-replay"`` (privileged; see
+    :mod:`planning.subgoals`); metrics.json records the protocol either way.
     ``subgoal_steps_per_goal``: steps on each sub-goal but the last (default :func:`subgoal_steps`).
     ``render_size`` None renders at the model's input size: no resize, the frames the model saw in
     training when its data was collected at that size, and the cheapest render.
@@ -89,15 +63,17 @@ def plan_episode(
 
     if max_steps is not None and max_steps < 1:
         raise PlannerConfigError(f"--max-steps {max_steps} must be >= 1")
+    privileged = is_privileged(subgoals)  # also rejects an unknown mode before anything loads
+    check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     if agent is None:
-        agent = Agent.from_pretrained(model, env_id=env_id, **(planner_overrides or {}))
+        agent = Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged, **(planner_overrides or {}))
     if render_size is None:
         render_size = int(agent.world_model.image_size)
     env = make_env(env_id, render_size=render_size, max_episode_steps=max_steps, cameras=agent.cameras)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        goals = load_subgoals(env_id, seed, render_size, agent.cameras) if subgoals else None
+        goals = load_subgoals(subgoals, env_id, seed, render_size, agent.cameras)
         limit = max_steps or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
         sub_steps = subgoal_steps(env_id, limit, len(goals), subgoal_steps_per_goal) if goals else None
         bar = None
@@ -112,7 +88,8 @@ def plan_episode(
                 bar.set_postfix(E=f"{row['energy']:.4f}" if row["energy"] is not None else "-", d=f"{row['distance']:.3f}")
 
         metrics = rollout(env, agent, seed, max_steps=max_steps, subgoals=goals, subgoal_threshold=subgoal_threshold,
-                          subgoal_steps=sub_steps, record=True, on_step=on_step)
+                          subgoal_steps=sub_steps, record=True, on_step=on_step,
+                          privileged_goal_state=privileged)
         if bar is not None:
             bar.close()
         if landscape:
@@ -126,7 +103,9 @@ def plan_episode(
         env.close()
     write_video(out / "episode.mp4", episode_video_frames(metrics))
     metrics.pop("frames")
-    metrics.update(env=env_id, model=str(model), render_size=render_size, planner=agent.config.to_flat(),
-                   subgoals=0 if goals is None else len(goals), subgoal_steps=sub_steps)
+    metrics.update(env=env_id, protocol=protocol(subgoals), subgoals=subgoals, seed=int(seed),
+                   command=command_line(), commit=git_commit(), model=model_identity(model, agent.world_model),
+                   render_size=render_size, planner=agent.config.to_flat(),
+                   n_subgoals=0 if goals is None else len(goals), subgoal_steps=sub_steps)
     write_json(out / "metrics.json", metrics)
     return metrics
