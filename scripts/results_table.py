@@ -415,7 +415,8 @@ def render_results_md(results: Results) -> str:
                 "| file | protocol | privileged inputs | seeds | episodes | success | final distance | s/action | model | command |",
                 "|---|---|---|---|---:|---:|---:|---:|---|---|"]
         for r in (r for r in rows if r.task == task):
-            spa = "-" if r.seconds_per_action is None else f"{r.seconds_per_action:.2f}"
+            spa = "-" if r.seconds_per_action is None else (
+                "<0.01" if r.seconds_per_action < 0.005 else f"{r.seconds_per_action:.2f}")
             cmd = f"`{_cell(r.command)}`" + ("" if r.command_recorded else " (reconstructed)")
             out.append(
                 f"| [`{r.stem}`](../benchmarks/results/{r.file}) | {r.protocol.text()} | "
@@ -464,7 +465,8 @@ def render_results_md(results: Results) -> str:
         for rel, d in results.bench:
             m = d.get("machine") or {}
             st = d.get("seconds_per_action_default_settings") or {}
-            search = ", ".join(f"{k} {st[k]}" for k in ("env", "samples", "iterations", "horizon") if k in st)
+            env = st.get("env") or (d.get("env_steps_per_s_settings") or {}).get("env")
+            search = ", ".join([str(env)] * bool(env) + [f"{k} {st[k]}" for k in ("samples", "iterations", "horizon") if k in st])
             load = lambda k: "-" if not m.get(k) else f"{m[k][0]:.1f}"  # noqa: E731
             fraction = d.get("planner_peak_fraction")
             out.append(
