@@ -144,3 +144,15 @@ def test_cli_writes_docs_and_readme_block(results_dir: Path, tmp_path: Path) -> 
     assert rt.main(args + ["--check"]) == 0
     readme.write_text(text.replace("39/50", "40/50"))
     assert rt.main(args + ["--check"]) == 1
+
+
+def test_tuning_seed_rows_never_headline(results_dir: Path) -> None:
+    """Only evaluation seeds (1000-1049) may fill a headline slot; a first part of them is fine."""
+    path = results_dir / "eval" / "Push-planner-image-goal.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "episodes": _episodes(500, 10, 9)}))
+    push = next(h for h in rt.headline_rows(rt.load_results(results_dir)) if h.task == "Push" and h.slot == "image-goal")
+    assert push.row is None
+    path.write_text(json.dumps({**data, "episodes": _episodes(1000, 10, 0)}))
+    push = next(h for h in rt.headline_rows(rt.load_results(results_dir)) if h.task == "Push" and h.slot == "image-goal")
+    assert push.row is not None and push.row.success_text() == "0/10 (0%)"
