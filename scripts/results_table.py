@@ -76,7 +76,7 @@ class Protocol:
         """Sort key: the product (image goal) first, privileged next, baselines last."""
         if self.label == IMAGE_GOAL:
             return 0
-        if self.label == BASELINE:
+        if self.label.startswith(BASELINE):
             return 2
         return 1
 
@@ -102,6 +102,7 @@ class EvalRow:
     final_distance: float | None
     seconds_per_action: float | None
     model: str
+    complete: bool = True  # False: a run stopped before all its seeds (recorded by newer files)
 
     @property
     def stem(self) -> str:
@@ -110,7 +111,8 @@ class EvalRow:
     def success_text(self) -> str:
         if self.episodes == 0:
             return "-"
-        return f"{self.successes}/{self.episodes} ({100 * self.successes / self.episodes:.0f}%)"
+        text = f"{self.successes}/{self.episodes} ({100 * self.successes / self.episodes:.0f}%)"
+        return text if self.complete else f"{text}, run incomplete"
 
     def distance_text(self) -> str:
         return "-" if self.final_distance is None else f"{self.final_distance:.3f} m"
@@ -184,10 +186,13 @@ def infer_protocol(data: dict[str, Any]) -> Protocol:
             privileged.append(f"gripper held at {planner.get('gripper_init_mean', 0):g} (task rule)")
 
     recorded = data.get("protocol") or settings.get("protocol")
+    if policy in ("random", "expert"):
+        # Baselines keep their own recorded name (e.g. "expert (privileged: simulator state)") but
+        # always sort and count as baselines, never as a planner protocol.
+        label = BASELINE if not recorded or str(recorded).startswith(BASELINE) else f"{BASELINE}: {recorded}"
+        return Protocol(label, not recorded, privileged)
     if recorded:
         return Protocol(_normalise_recorded(str(recorded)), False, privileged)
-    if policy in ("random", "expert"):
-        return Protocol(BASELINE, True, privileged)
     if "expert-demo sub-goals" in privileged:
         return Protocol(EXPERT_REPLAY, True, privileged)
     if any(p.startswith(("state_weight", "gripper_from_goal", "yaw_from_goal")) for p in privileged):
@@ -273,6 +278,7 @@ def _eval_row(rel: str, data: dict[str, Any]) -> EvalRow:
         final_distance=data.get("mean_final_distance"),
         seconds_per_action=data.get("mean_seconds_per_action"),
         model=_model_text(data.get("model")),
+        complete=data.get("complete") is not False,
     )
 
 

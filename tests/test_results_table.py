@@ -50,7 +50,8 @@ def results_dir(tmp_path: Path) -> Path:
     _write(root / "eval" / "Push-planner-image-goal.json", {
         "env": "simjepa/Push-v0", "policy": "planner", "protocol": "image-goal",
         "command": "simjepa evaluate --env simjepa/Push-v0 --episodes 50 --seed-start 1000 --out r",
-        "model": {"path": "default", "weights_hash": "abc"}, "seed_start": 1000,
+        "commit": "0" * 40, "complete": True, "seeds": list(range(1000, 1050)),
+        "model": {"path": "default", "predictor_hash": "abc", "encoder_hash": "def"}, "seed_start": 1000,
         "success_rate": 0.1, "mean_final_distance": 0.15,
         "settings": {"policy": "planner", "subgoals": "none"},
         "planner": {"samples": 100, "state_weight": 0.0},
@@ -98,6 +99,8 @@ def test_legacy_inference_cases() -> None:
     # Reach has no sub-goals whatever the flag says.
     assert rt.infer_protocol({**base, "env": "simjepa/Reach-v0", "episodes": [{"seed": 1}]}).label == "image-goal"
     assert rt.infer_protocol({**base, "policy": "random"}).label == "baseline"
+    expert = rt.infer_protocol({**base, "policy": "expert", "protocol": "expert (privileged: simulator state)"})
+    assert expert.label == "baseline: expert (privileged: simulator state)" and expert.rank == 2
     # A recorded protocol is used as recorded, and privileged names keep their label.
     assert rt.infer_protocol({**base, "protocol": "expert-replay"}).label == "expert-replay (privileged)"
 
@@ -156,3 +159,6 @@ def test_tuning_seed_rows_never_headline(results_dir: Path) -> None:
     path.write_text(json.dumps({**data, "episodes": _episodes(1000, 10, 0)}))
     push = next(h for h in rt.headline_rows(rt.load_results(results_dir)) if h.task == "Push" and h.slot == "image-goal")
     assert push.row is not None and push.row.success_text() == "0/10 (0%)"
+    path.write_text(json.dumps({**data, "episodes": _episodes(1000, 10, 0), "complete": False}))
+    push = next(h for h in rt.headline_rows(rt.load_results(results_dir)) if h.task == "Push" and h.slot == "image-goal")
+    assert push.row.success_text() == "0/10 (0%), run incomplete"
