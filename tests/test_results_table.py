@@ -1,0 +1,164 @@
+"""scripts/results_table.py: protocol labels and the headline order.
+
+The README's headline table is generated; these tests pin what must never slip: a result that
+used the expert's demonstration or the goal's simulator state is labelled privileged, and the
+image-goal rows come first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "scripts" / "results_table.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+rt = _load_module()
+
+
+def _episodes(seed_start: int, n: int, successes: int, subgoal_steps=...):
+    rows = []
+    for i in range(n):
+        row = {"seed": seed_start + i, "success": i < successes, "final_distance": 0.04 if i < successes else 0.2}
+        if subgoal_steps is not ...:
+            row["subgoal_steps"] = subgoal_steps
+        rows.append(row)
+    return rows
+
+
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    """Two fake evaluation files: a new one recording its protocol, a legacy one with sub-goals."""
+    root = tmp_path / "results"
+    _write(root / "eval" / "Push-planner-image-goal.json", {
+        "env": "simjepa/Push-v0", "policy": "planner", "protocol": "image-goal",
+        "command": "simjepa evaluate --env simjepa/Push-v0 --episodes 50 --seed-start 1000 --out r",
+        "commit": "0" * 40, "complete": True, "seeds": list(range(1000, 1050)),
+        "model": {"path": "default", "predictor_hash": "abc", "encoder_hash": "def"}, "seed_start": 1000,
+        "success_rate": 0.1, "mean_final_distance": 0.15,
+        "settings": {"policy": "planner", "subgoals": "none"},
+        "planner": {"samples": 100, "state_weight": 0.0},
+        "episodes": _episodes(1000, 50, 5),
+    })
+    # Written before the "protocol" key: Push planned through expert-demo sub-goals, which the
+    # file shows only by its settings and per-episode sub-goal budget.
+    _write(root / "eval" / "Push-planner-v2-subgoals-yaw-grip05.json", {
+        "env": "simjepa/Push-v0", "policy": "planner", "model": "runs/x.pt", "seed_start": 1000,
+        "success_rate": 0.78, "mean_final_distance": 0.047,
+        "settings": {"policy": "planner", "subgoals": True, "subgoal_steps": None,
+                     "planner_overrides": {"state_weight": None}},
+        "planner": {"samples": 100, "state_weight": 0.0, "yaw_from_goal": True,
+                    "gripper_init_mean": 0.5, "gripper_init_std": 0.0},
+        "episodes": _episodes(1000, 50, 39, subgoal_steps=10),
+    })
+    return root
+
+
+def test_protocol_labels(results_dir: Path) -> None:
+    rows = {r.stem: r for r in rt.load_results(results_dir).evals}
+    new = rows["Push-planner-image-goal"].protocol
+    assert (new.label, new.inferred) == ("image-goal", False)
+    legacy = rows["Push-planner-v2-subgoals-yaw-grip05"].protocol
+    assert (legacy.label, legacy.inferred) == ("expert-replay (privileged)", True)
+    assert "expert-demo sub-goals" in legacy.privileged_inputs
+    assert "yaw_from_goal" in legacy.privileged_inputs
+    assert rows["Push-planner-v2-subgoals-yaw-grip05"].success_text() == "39/50 (78%)"
+
+
+def test_legacy_inference_cases() -> None:
+    base = {"env": "simjepa/Push-v0", "policy": "planner", "settings": {"subgoals": True}}
+    # Push before per-episode sub-goal budgets: "subgoals" did nothing for Push then.
+    assert rt.infer_protocol({**base, "episodes": [{"seed": 1}]}).label == "image-goal"
+    # Rows that record a sub-goal budget say per episode whether sub-goals were used.
+    assert rt.infer_protocol({**base, "episodes": [{"seed": 1, "subgoal_steps": None}]}).label == "image-goal"
+    assert rt.infer_protocol({**base, "episodes": [{"seed": 1, "subgoal_steps": 10}]}).label \
+        == "expert-replay (privileged)"
+    # PickPlace planned through the expert's grasp / lift / place images from the start.
+    assert rt.infer_protocol({**base, "env": "simjepa/PickPlace-v0", "episodes": [{"seed": 1}]}).label \
+        == "expert-replay (privileged)"
+    # Sub-goals switched off, but the energy reads the goal's state.
+    state = {**base, "settings": {"subgoals": False, "planner_overrides": {"state_weight": 1.0}}}
+    assert rt.infer_protocol(state).label == "goal-state (privileged)"
+    # Reach has no sub-goals whatever the flag says.
+    assert rt.infer_protocol({**base, "env": "simjepa/Reach-v0", "episodes": [{"seed": 1}]}).label == "image-goal"
+    assert rt.infer_protocol({**base, "policy": "random"}).label == "baseline"
+    expert = rt.infer_protocol({**base, "policy": "expert", "protocol": "expert (privileged: simulator state)"})
+    assert expert.label == "baseline: expert (privileged: simulator state)" and expert.rank == 2
+    # A recorded protocol is used as recorded, and privileged names keep their label.
+    assert rt.infer_protocol({**base, "protocol": "expert-replay"}).label == "expert-replay (privileged)"
+
+
+def test_headline_puts_image_goal_first_and_labels_privileged(results_dir: Path) -> None:
+    results = rt.load_results(results_dir)
+    rows = rt.headline_rows(results)
+    ranks = [h.rank for h in rows]
+    assert ranks == sorted(ranks) and ranks[0] == 0
+    filled = [h for h in rows if h.row is not None]
+    assert [h.row.stem for h in filled] == ["Push-planner-image-goal", "Push-planner-v2-subgoals-yaw-grip05"]
+
+    table = rt.render_headline(results).splitlines()
+    body = [line for line in table if line.startswith("| ") and not line.startswith("| task")]
+    assert body[0].startswith("| Reach | image-goal | not yet measured")  # no Reach file here
+    push_image = next(i for i, line in enumerate(body) if "Push-planner-image-goal" in line)
+    push_replay = next(i for i, line in enumerate(body) if "Push-planner-v2-subgoals-yaw-grip05" in line)
+    assert push_image < push_replay
+    assert "image-goal" in body[push_image] and "privileged" not in body[push_image]
+    assert "expert-replay (privileged), inferred" in body[push_replay]
+    assert "5/50 (10%)" in body[push_image] and "39/50 (78%)" in body[push_replay]
+
+
+def test_privileged_file_never_fills_the_image_goal_slot(results_dir: Path) -> None:
+    """A file named as the image-goal result but recording a privileged protocol stays out of that slot."""
+    path = results_dir / "eval" / "Push-planner-image-goal.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "protocol": "expert-replay (privileged)"}))
+    rows = rt.headline_rows(rt.load_results(results_dir))
+    push_image = next(h for h in rows if h.task == "Push" and h.slot == "image-goal")
+    assert push_image.row is None
+
+
+def test_cli_writes_docs_and_readme_block(results_dir: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{rt.START_MARK}\nold table\n{rt.END_MARK}\nrest\n")
+    docs = tmp_path / "docs" / "results.md"
+    args = ["--results", str(results_dir), "--docs", str(docs), "--readme", str(readme)]
+    assert rt.main(args) == 0
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+    assert "Push-planner-v2-subgoals-yaw-grip05" in text
+    assert "expert-replay (privileged), inferred" in docs.read_text()
+    assert rt.main(args + ["--check"]) == 0
+    readme.write_text(text.replace("39/50", "40/50"))
+    assert rt.main(args + ["--check"]) == 1
+
+
+def test_tuning_seed_rows_never_headline(results_dir: Path) -> None:
+    """Only evaluation seeds (1000-1049) may fill a headline slot; a first part of them is fine."""
+    path = results_dir / "eval" / "Push-planner-image-goal.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "episodes": _episodes(500, 10, 9)}))
+    push = next(h for h in rt.headline_rows(rt.load_results(results_dir)) if h.task == "Push" and h.slot == "image-goal")
+    assert push.row is None
+    path.write_text(json.dumps({**data, "episodes": _episodes(1000, 10, 0)}))
+    push = next(h for h in rt.headline_rows(rt.load_results(results_dir)) if h.task == "Push" and h.slot == "image-goal")
+    assert push.row is not None and push.row.success_text() == "0/10 (0%)"
+    path.write_text(json.dumps({**data, "episodes": _episodes(1000, 10, 0), "complete": False}))
+    push = next(h for h in rt.headline_rows(rt.load_results(results_dir)) if h.task == "Push" and h.slot == "image-goal")
+    assert push.row.success_text() == "0/10 (0%), run incomplete"
