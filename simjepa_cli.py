@@ -97,9 +97,9 @@ def _ints(low: int, high: int) -> click.IntRange:
 # --- CPU threads: one policy for every command ----------------------------------------------------
 def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads: ``threads`` if given, else what the environment asks for
-    (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``, which torch already honours), else the cores left free by
-    other processes (usable cores minus the 1-minute load, at least 1). With the passive wait policy set
-    above, a thread count that turns out too high costs little; a spinning one cost 10x (docs/performance.md)."""
+    (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``, which torch already honours), else the cores other
+    processes leave idle (:func:`free_cores`, at least 1). With the passive wait policy set above, a
+    count that turns out too high costs little; spinning threads cost 10x (docs/performance.md)."""
     import torch
 
     if threads is None and not any(os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
@@ -109,14 +109,38 @@ def configure_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-def free_cores() -> int:
-    """Cores this process may run on, minus those other processes kept busy over the last minute."""
+def free_cores(window: float = 0.05) -> int:
+    """Cores this process may use that other processes leave idle: measured over ``window`` seconds from
+    /proc/stat (now, unlike the 1-minute load average, which still counts a job that just ended), else
+    cores minus the rounded load average; at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    idle = _idle_cpus(window)
+    if idle is None:
+        try:
+            idle = cores - os.getloadavg()[0]
+        except OSError:  # no load average on this platform
+            idle = cores
+    return max(1, min(cores, round(idle)))
+
+
+def _idle_cpus(window: float) -> float | None:
+    """Idle CPUs (all of the machine's, in CPU units) averaged over ``window`` s; None without /proc/stat."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait, all but guest time
+
     try:
-        busy = round(os.getloadavg()[0])
-    except OSError:  # no load average on this platform
-        busy = 0
-    return max(1, min(cores, cores - busy))
+        idle0, total0 = sample()
+        time.sleep(window)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1)
 
 
 def _threads_option(fn):
