@@ -72,13 +72,13 @@ def run_twice(args_for: Callable[[Path], list[str]], ref: Path, victim: Path, ki
 
 def test_collect_killed_and_resumed_gives_identical_files(tmp_path):
     def args(out: Path) -> list[str]:
-        return ["collect", "--env", "simjepa/Reach-v0", "--episodes", "12", "--out", str(out), "--render-size", "32",
+        return ["collect", "--env", "simjepa/Reach-v0", "--episodes", "6", "--out", str(out), "--render-size", "32",
                 "--max-steps", "30", "--quiet"]
 
     victim = tmp_path / "victim"
     run_twice(args, tmp_path / "ref", victim, ("episode_*.npz", 3), "3 episodes were written")
     ref = visible(tmp_path / "ref")
-    assert len(ref) == 13 and visible(victim) == ref  # 12 episodes + manifest.json, byte for byte
+    assert len(ref) == 7 and visible(victim) == ref  # 6 episodes + manifest.json, byte for byte
 
 
 def test_encode_killed_and_resumed_gives_identical_files(tmp_path, data):
@@ -120,7 +120,7 @@ def test_train_killed_and_resumed_gives_the_same_weights(tmp_path, data):
     build_feature_cache(data, load_encoder(enc), cache, progress=False)
 
     def args(out: Path) -> list[str]:
-        return ["train", "--features", str(cache), "--out", str(out), "--config", "tiny", "--steps", "40", "--batch-size", "2",
+        return ["train", "--features", str(cache), "--out", str(out), "--config", "tiny", "--steps", "10", "--batch-size", "2",
                 "--ckpt-every", "5", "--workers", "0", "--val-fraction", "0.2", "--quiet"]
 
     victim = tmp_path / "victim"
@@ -134,7 +134,7 @@ def test_pretrain_killed_and_resumed_gives_the_same_weights(tmp_path, data):
     from world_model.checkpoints import load_file
 
     def args(out: Path) -> list[str]:
-        return ["pretrain-encoder", "--data", str(data), "--out", str(out), "--steps", "40", "--batch-size", "2",
+        return ["pretrain-encoder", "--data", str(data), "--out", str(out), "--steps", "10", "--batch-size", "2",
                 "--image-size", "32", "--patch-size", "16", "--depth", "1", "--ckpt-every", "5", "--warmup", "2",
                 "--threads", "1", "--quiet"]
 
