@@ -6,11 +6,19 @@ becomes one line on stderr and exit code 2; anything else is a bug and keeps its
 """
 from __future__ import annotations
 
-import sys
+import os
 
-import click
+# Before anything loads torch (libgomp reads it once, at load): idle OpenMP threads sleep instead of
+# spinning, so a thread whose partner was descheduled by another process does not burn the core it
+# waits for (docs/performance.md). An explicit setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from simjepa_core.errors import SimjepaError
+import functools  # noqa: E402
+import sys  # noqa: E402
+
+import click  # noqa: E402
+
+from simjepa_core.errors import SimjepaError  # noqa: E402
 
 
 def _run(cli: click.Command, args: list[str] | None = None) -> None:
@@ -59,6 +67,94 @@ def main(args: list[str] | None = None) -> None:
     _run(cli, args)
 
 
+# --- numeric options: checked at the edge (before any model or env loads), one-line error, exit 2 ----
+class _Real(click.FloatRange):
+    """A float within bounds and not NaN (NaN compares false with every bound, so FloatRange lets it in)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if rv != rv:
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return rv
+
+
+SEED = click.IntRange(0, 2**31 - 1)  # what numpy, gymnasium and torch all accept
+EPISODES = click.IntRange(1, 1_000_000)
+EPISODE_STEPS = click.IntRange(1, 100_000)  # env steps in one episode
+STEPS = click.IntRange(1, 100_000_000)  # optimizer steps and checkpoint intervals
+RENDER_PX = click.IntRange(16, 1024)  # envs.arm.MIN_RENDER..MAX_RENDER
+IMAGE_PX = click.IntRange(16, 2048)  # encoder input
+BATCH = click.IntRange(1, 65_536)
+PROCESSES = click.IntRange(1, 256)
+THREADS = click.IntRange(1, 1024)
+SMALL = click.IntRange(1, 1024)  # rollout lengths, pools, depths, repetitions
+
+
+def _ints(low: int, high: int) -> click.IntRange:
+    return click.IntRange(low, high)
+
+
+# --- CPU threads: one policy for every command ----------------------------------------------------
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads: ``threads`` if given, else what the environment asks for
+    (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``, which torch already honours), else the cores other
+    processes leave idle (:func:`free_cores`, at least 1). With the passive wait policy set above, a
+    count that turns out too high costs little; spinning threads cost 10x (docs/performance.md)."""
+    import torch
+
+    if threads is None and not any(os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        threads = free_cores()
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def free_cores(window: float = 0.05) -> int:
+    """Cores this process may use that other processes leave idle: measured over ``window`` seconds from
+    /proc/stat (now, unlike the 1-minute load average, which still counts a job that just ended), else
+    cores minus the rounded load average; at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    idle = _idle_cpus(window)
+    if idle is None:
+        try:
+            idle = cores - os.getloadavg()[0]
+        except OSError:  # no load average on this platform
+            idle = cores
+    return max(1, min(cores, round(idle)))
+
+
+def _idle_cpus(window: float) -> float | None:
+    """Idle CPUs (all of the machine's, in CPU units) averaged over ``window`` s; None without /proc/stat."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait, all but guest time
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(window)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1)
+
+
+def _threads_option(fn):
+    """``--threads`` on a command, and the thread policy applied before the command runs."""
+    @functools.wraps(fn)
+    def run(*args, threads=None, **kwargs):
+        configure_threads(threads)
+        return fn(*args, **kwargs)
+
+    return click.option("--threads", type=THREADS, default=None,
+                        help="torch CPU threads [default: $OMP_NUM_THREADS if set, else the cores not busy "
+                             "with other processes].")(run)
+
+
 # --- commands are registered below, one section per area --------------------------------------
 
 
@@ -66,23 +162,23 @@ def main(args: list[str] | None = None) -> None:
 def _planner_options(fn):
     """CEM/energy flags shared by plan-episode and evaluate; unset flags keep the model's tuned defaults."""
     opts = [
-        click.option("--samples", type=int, default=None, help="CEM candidates per iteration (official: 400)."),
-        click.option("--iters", type=int, default=None, help="CEM iterations per action (official: 10)."),
-        click.option("--topk", type=int, default=None, help="CEM elites (official: 10)."),
-        click.option("--horizon", type=int, default=None, help="Planned actions per search (official: 2)."),
+        click.option("--samples", type=_ints(2, 100_000), default=None, help="CEM candidates per iteration (official: 400)."),
+        click.option("--iters", type=_ints(1, 1000), default=None, help="CEM iterations per action (official: 10)."),
+        click.option("--topk", type=_ints(2, 100_000), default=None, help="CEM elites (official: 10)."),
+        click.option("--horizon", type=_ints(1, 100), default=None, help="Planned actions per search (official: 2)."),
         click.option("--energy", type=click.Choice(["l1", "l2"]), default=None, help="Feature distance (default l1)."),
-        click.option("--state-weight", type=float, default=None,
+        click.option("--state-weight", type=_Real(0, 1e6), default=None,
                      help="Weight of |s_T - s_goal| in the energy (default 0). It reads the goal's simulator state: "
                           "privileged, so only with --subgoals expert-replay."),
-        click.option("--planner-seed", type=int, default=None, help="Seed of the CEM sampler (default 0)."),
-        click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Episode step budget (default: the env's)."),
-        click.option("--render-size", type=click.IntRange(min=16), default=None,
+        click.option("--planner-seed", type=SEED, default=None, help="Seed of the CEM sampler (default 0)."),
+        click.option("--max-steps", type=EPISODE_STEPS, default=None, help="Episode step budget (default: the env's)."),
+        click.option("--render-size", type=RENDER_PX, default=None,
                      help="Env render size in pixels (default: the model's input size; 256 for baselines)."),
         click.option("--subgoals", type=click.Choice(["none", "expert-replay"]), default="none", show_default=True,
                      help="none: the image-goal protocol (plan towards the env's one goal image). expert-replay: "
                           "PRIVILEGED, Push and PickPlace only: replay the scripted expert on the evaluated seed and "
                           "plan through its frames; results are labelled 'expert-replay (privileged)'."),
-        click.option("--subgoal-steps", type=click.IntRange(min=1), default=None,
+        click.option("--subgoal-steps", type=EPISODE_STEPS, default=None,
                      help="With --subgoals expert-replay: steps on each sub-goal but the last, which keeps the rest "
                           "(default: the task's tuned budget, at most an even split of the episode)."),
     ]
@@ -98,12 +194,13 @@ def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed
 
 @click.command("plan-episode", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--env", "env_id", required=True, help="Env id, e.g. simjepa/Reach-v0 (or any Gymnasium MuJoCo id).")
-@click.option("--seed", type=int, required=True, help="Episode seed (same seed, same episode).")
+@click.option("--seed", type=SEED, required=True, help="Episode seed (same seed, same episode).")
 @click.option("--model", default="default", show_default=True, help="'default' or a checkpoint file / training run dir.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @_planner_options
 @click.option("--landscape", is_flag=True, help="Also write landscape.png: energy over the first action's dx, dy.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
 def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, energy, state_weight, planner_seed,
                      max_steps, render_size, subgoals, subgoal_steps, landscape, quiet) -> None:
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
@@ -139,13 +236,14 @@ def plan_episode_main(args: list[str] | None = None) -> None:
 
 @cli.command("evaluate")
 @click.option("--env", "env_id", required=True, help="Env id, e.g. simjepa/Reach-v0.")
-@click.option("--episodes", type=click.IntRange(min=1), required=True, help="Number of episodes.")
-@click.option("--seed-start", type=int, default=0, show_default=True, help="Seed of the first episode (then +1 each).")
+@click.option("--episodes", type=EPISODES, required=True, help="Number of episodes.")
+@click.option("--seed-start", type=SEED, default=0, show_default=True, help="Seed of the first episode (then +1 each).")
 @click.option("--model", default="default", show_default=True, help="'default' or a checkpoint file / training run dir (planner only).")
 @click.option("--policy", type=click.Choice(["planner", "random", "expert"]), default="planner", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder for results.json / results.md.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Episodes run in parallel processes.")
+@click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Episodes run in parallel processes.")
 @_planner_options
+@_threads_option
 def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samples, iters, topk, horizon, energy,
                  state_weight, planner_seed, max_steps, render_size, subgoals, subgoal_steps) -> None:
     """Success rate and final distance of a policy over seeded episodes.
@@ -176,19 +274,18 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
               help="'default', vit_tiny|vit_small|...|vit_gigantic (seeded random init), an official V-JEPA 2 .pt, "
                    "a Hugging Face V-JEPA 2 safetensors file/dir, or a simjepa encoder checkpoint.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Cache folder (created; resumed if present).")
-@click.option("--image-size", type=click.IntRange(min=16), default=None,
+@click.option("--image-size", type=IMAGE_PX, default=None,
               help="Encoder input size in px, a multiple of 16 [default: the encoder's own, 256 for official files].")
-@click.option("--token-pool", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--token-pool", type=_ints(1, 64), default=1, show_default=True,
               help="Average each k x k block of patch tokens: e.g. 128 px, patch 8, --token-pool 2 gives the 8x8 "
                    "tokens of a 64 px frame from twice the pixels. The trained model records it and plans with it.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Frames per forward pass.")
+@click.option("--batch-size", type=BATCH, default=32, show_default=True, help="Frames per forward pass.")
 @click.option("--precision", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True,
               help="Autocast precision of the matmuls (weights stay fp32).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the encoder (slow start, faster on long runs).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for torch [default: torch's]; 1 is fastest on a busy shared machine (see README).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, precision, compile_, threads, quiet) -> None:
+@_threads_option
+def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, precision, compile_, quiet) -> None:
     """Encode every frame of an episode dataset once with the frozen encoder (fp16 feature cache).
 
     Writes OUT/manifest.json (encoder name, config, weights hash, image size, grid, token pool, source) and per
@@ -204,13 +301,9 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
       simjepa encode --data data/reach --encoder vitl.pt --out feats/reach-vitl --batch-size 8
       torchrun --nproc-per-node 2 "$(which simjepa)" encode --data data/reach --encoder default --out feats/reach
     """
-    import torch
-
     from world_model.encoder_loading import load_encoder
     from world_model.feature_cache import build_feature_cache
 
-    if threads:
-        torch.set_num_threads(threads)
     encoder = load_encoder(encoder_name, image_size=image_size)
     cache = build_feature_cache(data, encoder, out, token_pool=token_pool, batch_size=batch_size, precision=precision,
                                 compile=compile_, progress=not quiet)
@@ -229,23 +322,24 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
               show_default=True, help="Predictor size (vjepa2-ac: the official 24 x 1024, ~305M params).")
 @click.option("--loss", type=click.Choice(["l1", "l2", "huber"]), default="l1", show_default=True,
               help="Feature loss on layer-normed features (official: l1).")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Windows per step (over all processes).")
-@click.option("--lr", type=float, default=4.25e-4, show_default=True, help="Peak learning rate (warm-up 5%, then cosine to 0).")
-@click.option("--context", type=click.IntRange(min=1), default=3, show_default=True, help="Teacher-forcing steps / max frames the predictor sees.")
-@click.option("--rollout", type=click.IntRange(min=0), default=2, show_default=True, help="Autoregressive rollout steps in the loss (official: 2).")
-@click.option("--val-rollout", type=click.IntRange(min=1), default=8, show_default=True, help="Rollout steps scored in val.json.")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True, help="Held-out episodes.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of init, split and window sampling.")
-@click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True, help="Checkpoint (resumable) every N steps.")
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Threads prefetching batches (0: none).")
+@click.option("--steps", type=STEPS, default=2000, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=BATCH, default=16, show_default=True, help="Windows per step (over all processes).")
+@click.option("--lr", type=_Real(0, 10, min_open=True), default=4.25e-4, show_default=True, help="Peak learning rate (warm-up 5%, then cosine to 0).")
+@click.option("--context", type=SMALL, default=3, show_default=True, help="Teacher-forcing steps / max frames the predictor sees.")
+@click.option("--rollout", type=_ints(0, 1024), default=2, show_default=True, help="Autoregressive rollout steps in the loss (official: 2).")
+@click.option("--val-rollout", type=SMALL, default=8, show_default=True, help="Rollout steps scored in val.json.")
+@click.option("--val-fraction", type=_Real(0, 1, max_open=True), default=0.1, show_default=True, help="Held-out episodes.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, split and window sampling.")
+@click.option("--ckpt-every", type=STEPS, default=500, show_default=True, help="Checkpoint (resumable) every N steps.")
+@click.option("--workers", type=_ints(0, 64), default=2, show_default=True, help="Threads prefetching batches (0: none).")
 @click.option("--encoder", "encoder_name", default=None,
               help="Encoder the cache must come from (refused otherwise); embedded in final.pt when small [default: the cache's].")
-@click.option("--stop-after", type=click.IntRange(min=1), default=None, help="Checkpoint and exit after this step (time-sliced jobs).")
+@click.option("--stop-after", type=STEPS, default=None, help="Checkpoint and exit after this step (time-sliced jobs).")
 @click.option("--init", "init", default=None,
               help="Start from this world model's predictor ('default', a file or run dir; same --config and encoder): "
                    "fine-tuning, e.g. on a second camera's caches.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
 def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, val_fraction, seed,
               ckpt_every, workers, encoder_name, stop_after, init, quiet) -> None:
     """Train the action-conditioned predictor on a feature cache (teacher forcing + rollout loss).
@@ -294,21 +388,20 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
               help="Encoder family member (the same ViT code as ViT-g, smaller).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="Final encoder checkpoint; run state and log go to OUT.run/ (resumed if present).")
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True, help="Optimizer steps.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per step.")
-@click.option("--image-size", type=click.IntRange(min=16), default=64, show_default=True, help="Frame size (multiple of 16).")
-@click.option("--patch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Patch size (divides --image-size).")
-@click.option("--depth", type=click.IntRange(min=1), default=None, help="Override the config's depth (shipped encoder: 6).")
-@click.option("--frames", type=click.IntRange(min=2), default=2, show_default=True, help="Frames per clip (even; tubelet 2).")
-@click.option("--lr", type=float, default=5e-4, show_default=True, help="Peak learning rate (warm-up from 1e-4, cosine to 1e-5).")
-@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True, help="Warm-up steps.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
-@click.option("--ckpt-every", type=click.IntRange(min=1), default=100, show_default=True, help="Save resumable state every N steps.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch CPU threads (1 is fastest on a busy shared machine) [default: torch's].")
+@click.option("--steps", type=STEPS, default=2000, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=BATCH, default=32, show_default=True, help="Clips per step.")
+@click.option("--image-size", type=IMAGE_PX, default=64, show_default=True, help="Frame size (multiple of 16).")
+@click.option("--patch-size", type=_ints(1, 256), default=8, show_default=True, help="Patch size (divides --image-size).")
+@click.option("--depth", type=SMALL, default=None, help="Override the config's depth (shipped encoder: 6).")
+@click.option("--frames", type=_ints(2, 1024), default=2, show_default=True, help="Frames per clip (even; tubelet 2).")
+@click.option("--lr", type=_Real(0, 10, min_open=True), default=5e-4, show_default=True, help="Peak learning rate (warm-up from 1e-4, cosine to 1e-5).")
+@click.option("--warmup", type=_ints(0, 100_000_000), default=100, show_default=True, help="Warm-up steps.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
+@click.option("--ckpt-every", type=STEPS, default=100, show_default=True, help="Save resumable state every N steps.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
 def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_size, patch_size, depth, frames, lr, warmup,
-                         seed, ckpt_every, threads, quiet) -> None:
+                         seed, ckpt_every, quiet) -> None:
     """Self-supervised V-JEPA pretraining of a small encoder on simulator video.
 
     Mask-denoising in latent space: multi-block masks (short- and long-range), a context encoder
@@ -330,10 +423,6 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
 
     if Path(out).is_dir():
         raise PretrainError(f"--out {out} is a directory; pass a checkpoint file name such as {Path(out) / 'encoder.pt'}")
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
     cfg = PretrainConfig(encoder=config_name, image_size=image_size, patch_size=patch_size, frames=frames, steps=steps,
                          batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, ckpt_every=ckpt_every,
                          encoder_overrides={} if depth is None else {"depth": depth})
@@ -348,20 +437,21 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
 @click.option("--encoder", "encoder_name", default="default", show_default=True,
               help="'default', a builder name (random init, e.g. vit_tiny) or an encoder checkpoint.")
 @click.option("--env", "env_id", required=True, help="Env id; simjepa/Push-v0 or PickPlace-v0 for the object probe.")
-@click.option("--episodes", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--episodes", type=EPISODES, default=300, show_default=True,
               help="Episodes collected (split 60/20/20 into train/val/test by episode; at least 5). Each episode "
                    "adds one cube placement: the object probe overfits with fewer than ~300.")
-@click.option("--seed-start", type=int, default=5000, show_default=True, help="Seed of the first episode (then +1 each).")
+@click.option("--seed-start", type=SEED, default=5000, show_default=True, help="Seed of the first episode (then +1 each).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="JSON file with r2_ee, r2_object and settings.")
-@click.option("--render-size", type=click.IntRange(min=16), default=None,
+@click.option("--render-size", type=RENDER_PX, default=None,
               help="Env render size [default: the encoder's image size].")
-@click.option("--image-size", type=click.IntRange(min=16), default=None,
+@click.option("--image-size", type=IMAGE_PX, default=None,
               help="Encoder input size (multiple of 16) [default: the one stored with the encoder].")
 @click.option("--random-init", is_flag=True,
               help="Probe a randomly initialised encoder of the same shape as --encoder (the baseline).")
 @click.option("--policy", type=click.Choice(["mixed", "expert", "random"]), default="mixed", show_default=True)
-@click.option("--pool", type=click.IntRange(min=1), default=4, show_default=True, help="Per-patch pooling grid (pool x pool cells).")
+@click.option("--pool", type=_ints(1, 64), default=4, show_default=True, help="Per-patch pooling grid (pool x pool cells).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
 def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, image_size, random_init, policy, pool,
               quiet) -> None:
     """Linear (ridge) probe of frozen encoder features to end-effector and object positions.
@@ -407,18 +497,19 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
 # --- data collection (envs) ---------------------------------------------------------------------
 @cli.command("collect")
 @click.option("--env", "env_id", required=True, help="simjepa/Reach-v0, simjepa/Push-v0, simjepa/PickPlace-v0 or a Gymnasium MuJoCo id.")
-@click.option("--episodes", type=int, required=True, help="Episodes 0..N-1 to have in --out (existing ones are kept).")
+@click.option("--episodes", type=EPISODES, required=True, help="Episodes 0..N-1 to have in --out (existing ones are kept).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset directory (created; resumed if it exists).")
 @click.option("--policy", type=click.Choice(["random", "expert", "mixed"]), default="mixed", show_default=True,
               help="random: correlated OU exploration; expert: scripted; mixed: noisy expert with random segments.")
-@click.option("--render-size", type=int, default=256, show_default=True, help="Square frame size in pixels.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes, each with its own env and EGL context.")
-@click.option("--seed-start", type=int, default=0, show_default=True, help="Episode i resets with seed S+i.")
-@click.option("--max-steps", type=int, default=None, help="Steps per episode [default: the env's max_episode_steps].")
+@click.option("--render-size", type=RENDER_PX, default=256, show_default=True, help="Square frame size in pixels.")
+@click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Processes, each with its own env and EGL context.")
+@click.option("--seed-start", type=SEED, default=0, show_default=True, help="Episode i resets with seed S+i.")
+@click.option("--max-steps", type=EPISODE_STEPS, default=None, help="Steps per episode [default: the env's max_episode_steps].")
 @click.option("--camera", type=click.Choice(["front", "side"]), default="front", show_default=True,
               help="Our envs' view the frames show. The same command with --camera side records the same "
                    "episodes from the side: encode both and train on both for a two-view world model.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
 def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start, max_steps, camera, quiet) -> None:
     """Record episodes (frames, actions, states, success, distance) for world-model training.
 
@@ -450,13 +541,12 @@ def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start,
 @click.option("--env", "env_id", default="simjepa/Reach-v0", show_default=True, help="Env for observations and env speed.")
 @click.option("--sweep/--no-sweep", default=True, show_default=True,
               help="Time samples 100/200/400 x iterations 5/10 x horizon 1/2/3 (about 5 minutes on 1 core).")
-@click.option("--reps", type=click.IntRange(min=1), default=1, show_default=True, help="Timed actions per setting (best of).")
+@click.option("--reps", type=_ints(1, 1000), default=1, show_default=True, help="Timed actions per setting (best of).")
 @click.option("--eager/--no-eager", default=True, show_default=True,
               help="Also time the default planner with compile=False (seconds_per_action_eager).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads (default: torch's choice; on a shared machine 1 is often fastest).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def bench_cmd(out, quick, model, env_id, sweep, reps, eager, threads, quiet) -> None:
+@_threads_option
+def bench_cmd(out, quick, model, env_id, sweep, reps, eager, quiet) -> None:
     """Planner, encoder, env and training speed, measured in one run on this machine.
 
     Writes seconds_per_action_default / _reference / _small / _base, planner_speedup_vs_reference,
@@ -471,10 +561,6 @@ def bench_cmd(out, quick, model, env_id, sweep, reps, eager, threads, quiet) -> 
     """
     from planning.bench import BenchConfig, summary_lines, write_bench
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     cfg = BenchConfig(quick=quick, model=model, env_id=env_id, sweep=sweep, reps=reps, eager=eager, progress=not quiet)
     res = write_bench(cfg, out)
     for line in summary_lines(res):

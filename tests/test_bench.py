@@ -30,8 +30,6 @@ def test_bench_quick_writes_all_keys_and_plot(tmp_path, capsys):
     assert m["torch_threads"] == 1 and m["cpu_model"] and m["torch_version"] == torch.__version__
     assert res["model"]["standin"] or res["model"]["source"]
     assert res["plans_match_reference"]["max_abs_energy_diff"] < 1e-2
-    assert res["planner_speedup_vs_reference"] == pytest.approx(
-        res["seconds_per_action_reference"] / res["seconds_per_action_default"])
     assert res["sweep"] and all(r["seconds_per_action"] > 0 for r in res["sweep"])
     assert (tmp_path / res["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speedup" in capsys.readouterr().out

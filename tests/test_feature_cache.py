@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -127,17 +126,21 @@ def test_ranks_split_episodes_without_gaps_or_duplicates(data, tmp_path, monkeyp
 
 
 def _gloo_worker(rank: int, data: str, out: str, port: int) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # As torchrun's workers do: join the store the parent already listens on (TORCHELASTIC_USE_AGENT_STORE)
+    # through the library's own env:// set-up, instead of rank 0 binding a port picked earlier.
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      TORCHELASTIC_USE_AGENT_STORE="True")
     torch.set_num_threads(1)
     build_feature_cache(data, tiny_encoder(), out, progress=False)
 
 
 def test_two_processes_with_torch_distributed(data, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    import torch.distributed as dist
+
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)  # port 0: bound here, held open
     out = tmp_path / "cache"
-    torch.multiprocessing.spawn(_gloo_worker, args=(str(data), str(out), port), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_gloo_worker, args=(str(data), str(out), store.port), nprocs=2, join=True)
+    del store
     cache = FeatureCache.open(out)
     assert cache.complete and cache.episodes == [0, 1, 2, 3]
     single = build_feature_cache(data, tiny_encoder(), tmp_path / "single", progress=False)

@@ -2,8 +2,9 @@
 
 For each long-running command (collect, encode, train, pretrain-encoder) three processes run the
 same tiny job: a reference that is never interrupted (started alongside, to save wall time), and
-a victim that is SIGKILLed as soon as it has written some output (episodes, a checkpoint) and is
-then restarted with the same command line. collect and encode must leave byte-identical files;
+a victim that SIGKILLs itself right after its k-th write of an output file (episodes, a checkpoint;
+``tests/robustness/kill_after.py``: deterministic, no race with the clock) and is then restarted
+with the same command line. collect and encode must leave byte-identical files;
 train and pretrain-encoder must end with the same weights (bf16 tolerance; in practice they are
 bit-identical because every random draw is keyed by the step).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -34,9 +35,12 @@ def data(tmp_path_factory) -> Path:
     return out
 
 
-def start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([*console("simjepa"), *args], cwd=REPO, env=subprocess_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(args: list[str], kill_after: tuple[str, int] | None = None) -> subprocess.Popen:
+    """``simjepa ARGS``; with ``kill_after=(pattern, k)`` the process kills itself after its k-th write of a
+    file named like ``pattern``."""
+    cmd = console("simjepa") if kill_after is None else [sys.executable, "-m", "tests.robustness.kill_after",
+                                                          kill_after[0], str(kill_after[1])]
+    return subprocess.Popen([*cmd, *args], cwd=REPO, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def finish(proc: subprocess.Popen) -> None:
@@ -44,19 +48,11 @@ def finish(proc: subprocess.Popen) -> None:
     assert proc.returncode == 0, err.decode(errors="replace")
 
 
-def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str) -> None:
-    """SIGKILL ``proc`` the moment ``ready()`` holds; fail if it finished first (nothing tested)."""
-    deadline = time.monotonic() + TIMEOUT
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended (code {proc.returncode}) before {what}: "
-                        f"{proc.stderr.read().decode(errors='replace')[-500:]}")
-        assert time.monotonic() < deadline, f"no {what} after {TIMEOUT} s"
-        time.sleep(0.005)
-    assert proc.poll() is None, f"the run finished before it could be killed after {what}; give it more work"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=TIMEOUT)
-    assert proc.returncode == -signal.SIGKILL
+def killed(proc: subprocess.Popen, what: str) -> None:
+    """The victim must have died by its own SIGKILL (it never finishes first: it dies at the write)."""
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL, (f"the run was not killed after {what} (code {proc.returncode}): "
+                                               f"{err.decode(errors='replace')[-500:]}")
 
 
 def visible(root: Path) -> dict[str, str]:
@@ -65,10 +61,10 @@ def visible(root: Path) -> dict[str, str]:
             if not any(part.startswith(".") for part in Path(k).relative_to(root).parts)}
 
 
-def run_twice(args_for: Callable[[Path], list[str]], ref: Path, victim: Path, ready: Callable[[], bool], what: str) -> None:
+def run_twice(args_for: Callable[[Path], list[str]], ref: Path, victim: Path, kill_after: tuple[str, int], what: str) -> None:
     """Reference run and killed-then-restarted run of the same command, side by side."""
     reference = start(args_for(ref))
-    kill_when(start(args_for(victim)), ready, what)
+    killed(start(args_for(victim), kill_after), what)
     restarted = start(args_for(victim))
     finish(reference)
     finish(restarted)
@@ -76,13 +72,13 @@ def run_twice(args_for: Callable[[Path], list[str]], ref: Path, victim: Path, re
 
 def test_collect_killed_and_resumed_gives_identical_files(tmp_path):
     def args(out: Path) -> list[str]:
-        return ["collect", "--env", "simjepa/Reach-v0", "--episodes", "12", "--out", str(out), "--render-size", "32",
+        return ["collect", "--env", "simjepa/Reach-v0", "--episodes", "6", "--out", str(out), "--render-size", "32",
                 "--max-steps", "30", "--quiet"]
 
     victim = tmp_path / "victim"
-    run_twice(args, tmp_path / "ref", victim, lambda: len(list(victim.glob("episode_*.npz"))) >= 3, "3 episodes were written")
+    run_twice(args, tmp_path / "ref", victim, ("episode_*.npz", 3), "3 episodes were written")
     ref = visible(tmp_path / "ref")
-    assert len(ref) == 13 and visible(victim) == ref  # 12 episodes + manifest.json, byte for byte
+    assert len(ref) == 7 and visible(victim) == ref  # 6 episodes + manifest.json, byte for byte
 
 
 def test_encode_killed_and_resumed_gives_identical_files(tmp_path, data):
@@ -90,14 +86,14 @@ def test_encode_killed_and_resumed_gives_identical_files(tmp_path, data):
     from world_model.encoder_loading import save_encoder
 
     enc = tmp_path / "enc.pt"
-    save_encoder(enc, build_encoder("vit_tiny", depth=4, image_size=64))  # 4x4 tokens: enough work to kill mid-run
+    save_encoder(enc, build_encoder("vit_tiny", depth=1, image_size=64))  # 4x4 tokens
 
     def args(out: Path) -> list[str]:
         return ["encode", "--data", str(data), "--encoder", str(enc), "--out", str(out), "--batch-size", "8", "--threads", "1",
                 "--quiet"]
 
     victim = tmp_path / "victim"
-    run_twice(args, tmp_path / "ref", victim, lambda: len(list(victim.glob("episode_*.npz"))) >= 2, "2 episodes were encoded")
+    run_twice(args, tmp_path / "ref", victim, ("episode_*.npz", 2), "2 episodes were encoded")
     ref = visible(tmp_path / "ref")
     assert len(ref) == 25 and visible(victim) == ref  # 12 x (.feats.npy + .npz) + manifest.json, byte for byte
 
@@ -124,11 +120,11 @@ def test_train_killed_and_resumed_gives_the_same_weights(tmp_path, data):
     build_feature_cache(data, load_encoder(enc), cache, progress=False)
 
     def args(out: Path) -> list[str]:
-        return ["train", "--features", str(cache), "--out", str(out), "--config", "tiny", "--steps", "40", "--batch-size", "2",
+        return ["train", "--features", str(cache), "--out", str(out), "--config", "tiny", "--steps", "10", "--batch-size", "2",
                 "--ckpt-every", "5", "--workers", "0", "--val-fraction", "0.2", "--quiet"]
 
     victim = tmp_path / "victim"
-    run_twice(args, tmp_path / "ref", victim, (victim / "checkpoint.pt").is_file, "the first checkpoint")
+    run_twice(args, tmp_path / "ref", victim, ("checkpoint.pt", 1), "the first checkpoint")
     a, b = load_file(tmp_path / "ref" / "final.pt"), load_file(victim / "final.pt")
     _state_dicts_match(a["state_dict"], b["state_dict"])
     assert (tmp_path / "ref" / "val.json").read_text() == (victim / "val.json").read_text()
@@ -138,12 +134,11 @@ def test_pretrain_killed_and_resumed_gives_the_same_weights(tmp_path, data):
     from world_model.checkpoints import load_file
 
     def args(out: Path) -> list[str]:
-        return ["pretrain-encoder", "--data", str(data), "--out", str(out), "--steps", "40", "--batch-size", "2",
+        return ["pretrain-encoder", "--data", str(data), "--out", str(out), "--steps", "10", "--batch-size", "2",
                 "--image-size", "32", "--patch-size", "16", "--depth", "1", "--ckpt-every", "5", "--warmup", "2",
                 "--threads", "1", "--quiet"]
 
     victim = tmp_path / "victim.pt"
-    state = Path(f"{victim}.run") / "state.pt"
-    run_twice(args, tmp_path / "ref.pt", victim, state.is_file, "the first checkpoint")
+    run_twice(args, tmp_path / "ref.pt", victim, ("state.pt", 1), "the first checkpoint")
     a, b = load_file(tmp_path / "ref.pt"), load_file(victim)
     _state_dicts_match(a["state_dict"], b["state_dict"])

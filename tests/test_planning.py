@@ -86,6 +86,10 @@ def test_cem_is_deterministic_and_respects_bounds_and_frozen_rotation():
     assert not torch.equal(runs[0].plan, other.plan)
     plan = runs[0].plan
     assert plan.abs().max() <= 1.0
+    # the configured box, not a hard-coded [-1, 1]: the optimum sits on the upper bound 0.3
+    boxed = cem(quadratic(target), 7, CEMConfig(samples=40, topk=5, iterations=4, seed=11, action_low=-0.5, action_high=0.3))
+    assert boxed.plan.max() <= 0.3 and boxed.plan.min() >= -0.5
+    assert torch.all(boxed.plan[:, [0, 1, 2, 6]] > 0.1)  # pressed towards it
     assert torch.all(plan[:, 3:6] == 0)  # rotation is not searched
     assert torch.all(plan[:, [0, 1, 2, 6]] > 0.5)
     free = cem(quadratic(target), 7, CEMConfig(samples=40, topk=5, iterations=4, translation_only=False))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,17 +13,13 @@ from world_model.checkpoints import load_file
 from world_model.predictor import ACPredictor, PredictorConfig
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _train(cache, out, nproc: int) -> subprocess.CompletedProcess:
     args = ["--features", str(cache), "--out", str(out), "--config", "tiny", "--steps", "3", "--batch-size", "4",
             "--val-fraction", "0.34", "--val-rollout", "2", "--workers", "0", "--quiet"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "-m", "simjepa_cli", "train", *args]
+    # --standalone: the launcher's own store binds port 0 and stays open; the workers join it
+    # (TORCHELASTIC_USE_AGENT_STORE), so no port is picked, released and raced for.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "-m", "simjepa_cli", "train", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
