@@ -105,7 +105,7 @@ def pretrain_variant(args) -> None:
         per_step = (time.time() - t) / n_cal
         del cal
         remaining = args.train_budget - (time.time() - T0)
-        steps = max(args.min_steps, int(remaining / per_step * 0.92))
+        steps = max(args.min_steps, int(remaining / per_step * 0.85))
     warmup = max(1, steps // 10)
     cfg = PretrainConfig(steps=steps, warmup_steps=warmup, **base)
     log(f"{args.variant}: {per_step * 1000:.0f} ms/step under contention -> {steps} steps (warm-up {warmup})")
