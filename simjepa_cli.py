@@ -398,10 +398,13 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
 @click.option("--warmup", type=_ints(0, 100_000_000), default=100, show_default=True, help="Warm-up steps.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
 @click.option("--ckpt-every", type=STEPS, default=100, show_default=True, help="Save resumable state every N steps.")
+@click.option("--masks", type=click.Choice(["official", "grid"]), default="official", show_default=True,
+              help="Mask families: V-JEPA's (tuned for a 16x16 token grid) or sized for this run's grid.")
+@click.option("--device", default="cpu", show_default=True, help="Where to train: cpu, cuda, cuda:1 ...")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_size, patch_size, depth, frames, lr, warmup,
-                         seed, ckpt_every, quiet) -> None:
+                         seed, ckpt_every, masks, device, quiet) -> None:
     """Self-supervised V-JEPA pretraining of a small encoder on simulator video.
 
     Mask-denoising in latent space: multi-block masks (short- and long-range), a context encoder
@@ -425,12 +428,22 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
         raise PretrainError(f"--out {out} is a directory; pass a checkpoint file name such as {Path(out) / 'encoder.pt'}")
     cfg = PretrainConfig(encoder=config_name, image_size=image_size, patch_size=patch_size, frames=frames, steps=steps,
                          batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, ckpt_every=ckpt_every,
-                         encoder_overrides={} if depth is None else {"depth": depth})
+                         encoder_overrides={} if depth is None else {"depth": depth}, masks=masks, device=device)
     cfg.check()
+    if device != "cpu":
+        import torch
+
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            raise PretrainError(f"--device {device} is not usable here ({str(exc).splitlines()[0]}); use --device cpu") from None
     episodes = load_episode_frames(data_dirs, image_size)
     res = pretrain(cfg, episodes, out, progress=not quiet, data=list(data_dirs))
+    from world_model.pretrain_plots import plot_pretrain_logs
+
+    png = plot_pretrain_logs({Path(out).name: res.log}, res.log.with_name("curves.png"), title=str(out))
     click.echo(f"pretrained {res.steps} steps on {len(episodes)} episodes in {res.seconds / 60:.1f} min, "
-               f"final loss {res.final_loss:.4f} -> {out} (log {res.log})")
+               f"final loss {res.final_loss:.4f} -> {out} (log {res.log}, curves {png})")
 
 
 @cli.command("probe")
@@ -450,22 +463,27 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
               help="Probe a randomly initialised encoder of the same shape as --encoder (the baseline).")
 @click.option("--policy", type=click.Choice(["mixed", "expert", "random"]), default="mixed", show_default=True)
 @click.option("--pool", type=_ints(1, 64), default=4, show_default=True, help="Per-patch pooling grid (pool x pool cells).")
+@click.option("--motion", "motion_frames", type=_ints(0, 1024), default=0, show_default=True,
+              help="Also probe velocities from N-frame clips (e.g. 4; 0 = off): writes r2_ee_velocity, r2_object_velocity.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, image_size, random_init, policy, pool,
-              quiet) -> None:
+              motion_frames, quiet) -> None:
     """Linear (ridge) probe of frozen encoder features to end-effector and object positions.
 
     Collects its own seeded episodes, encodes every frame with the frozen encoder, fits a ridge
     probe from [patch mean, pool x pool pooled tokens] on the train episodes (alpha chosen on the
     validation episodes) and writes variance-weighted R^2 on the held-out test episodes:
-    r2_ee (TCP position) and r2_object (cube position; null for Reach).
+    r2_ee (TCP position), r2_object (cube position; null for Reach) and r2_gripper (state[6]).
+    With --motion N, also the R^2 of end-effector and cube velocity from N-frame clip features
+    (under "motion"; the cube's also over the clips where it moves).
 
     \b
     Examples:
       simjepa probe --encoder default --env simjepa/Push-v0 --out runs/probe_default.json
       simjepa probe --encoder default --image-size 128 --pool 8 --env simjepa/Push-v0 --out runs/probe_128.json
       simjepa probe --encoder default --random-init --env simjepa/Push-v0 --out runs/probe_random.json
+      simjepa probe --encoder default --motion 4 --env simjepa/Push-v0 --out runs/probe_motion.json
     """
     from pathlib import Path
 
@@ -473,7 +491,7 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     from simjepa_core.atomic import write_json
     from world_model.encoder import random_init_like
     from world_model.encoder_loading import encoder_identity, load_encoder
-    from world_model.probe import ProbeSettings, run_probe, split_episodes
+    from world_model.probe import ProbeSettings, run_motion_probe, run_probe, split_episodes
 
     if Path(out).is_dir():
         raise SimjepaError(f"--out {out} is a directory; pass a JSON file name such as {Path(out) / 'probe.json'}")
@@ -485,13 +503,25 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
     size = encoder.config.image_size
     settings = ProbeSettings(env=env_id, episodes=episodes, seed_start=seed_start, render_size=render_size or size,
                              policy=policy, pool=pool)
-    result = run_probe(encoder, settings, image_size=size, progress=not quiet, episodes=lambda: collect_probe_episodes(
-        env_id, episodes, seed_start, settings.render_size, policy, progress=not quiet))
+    if motion_frames and motion_frames % encoder.config.tubelet_size:
+        raise SimjepaError(f"--motion {motion_frames} must be a multiple of the tubelet size {encoder.config.tubelet_size}")
+    collect = functools.partial(collect_probe_episodes, env_id, episodes, seed_start, settings.render_size, policy,
+                                progress=not quiet)
+    eps = collect() if motion_frames else collect  # the motion probe reads the same episodes
+    result = run_probe(encoder, settings, image_size=size, progress=not quiet, episodes=eps)
+    if motion_frames:
+        result["motion"] = run_motion_probe(encoder, eps, motion_frames, image_size=size, progress=not quiet)
     result["encoder"] = {**encoder_identity(encoder), "random_init": random_init, "requested": encoder_name}
     write_json(out, result)
     obj = "n/a (no object)" if result["r2_object"] is None else f"{result['r2_object']:.3f}"
-    click.echo(f"probe {env_id}: r2_ee {result['r2_ee']:.3f}, r2_object {obj} on {result['ee']['frames']['test']} "
-               f"held-out frames -> {out}")
+    grip = "n/a" if result.get("r2_gripper") is None else f"{result['r2_gripper']:.3f}"
+    motion = ""
+    if "motion" in result:
+        m = result["motion"]
+        mo = "n/a" if m["r2_object_velocity"] is None else f"{m['r2_object_velocity']:.3f}"
+        motion = f", velocity r2 ee {m['r2_ee_velocity']:.3f} object {mo}"
+    click.echo(f"probe {env_id}: r2_ee {result['r2_ee']:.3f}, r2_object {obj}, r2_gripper {grip}{motion} on "
+               f"{result['ee']['frames']['test']} held-out frames -> {out}")
 
 
 # --- data collection (envs) ---------------------------------------------------------------------

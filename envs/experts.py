@@ -14,7 +14,7 @@ import numpy as np
 
 from envs import scene
 from simjepa_core.errors import SimjepaError
-from envs.proprio import EULER, GRIPPER, POS, PROPRIO_DIM, YAW
+from simjepa_core.state_layout import EULER, GRIPPER, POS, PROPRIO_DIM, YAW
 from envs.tasks import CUBE_POS, CUBE_YAW, REACH_GOAL, TARGET_POS
 
 SAFE_Z = 0.1  # m: travel height above the table, clear of the cube and the platform

@@ -18,16 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# The layout of ``state[:7]``, named once; the 7-D action uses the same layout (position and Euler
-# deltas, then the absolute gripper command), so these index actions too.
-STATE7_NAMES = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
-PROPRIO_DIM = len(STATE7_NAMES)
-POS = slice(0, 3)  # TCP position (m) / its delta
-EULER = slice(3, 6)  # orientation, Euler xyz (rad) / its delta
-POSE = slice(0, 6)  # position and orientation: what an action moves by a delta
-ROTATION_DIMS = (3, 4, 5)  # roll, pitch, yaw
-YAW = 5
-GRIPPER = 6  # closure -1 open .. +1 closed / the absolute gripper command
+from simjepa_core.state_layout import GRIPPER, POSE, PROPRIO_DIM
 
 
 def euler_to_mat(euler: np.ndarray) -> np.ndarray:

@@ -48,7 +48,8 @@ import numpy as np
 
 from envs import scene
 from envs.arm import ArmEnv
-from envs.proprio import PROPRIO_DIM, mat_to_euler
+from envs.proprio import mat_to_euler
+from simjepa_core.state_layout import PROPRIO_DIM
 
 NEUTRAL_EULER = np.zeros(3)
 HOME_POS = np.array([0.0, 0.0, 0.2])

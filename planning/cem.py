@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from envs.proprio import GRIPPER, PROPRIO_DIM, ROTATION_DIMS
+from simjepa_core.state_layout import GRIPPER, PROPRIO_DIM, ROTATION_DIMS
 
 from .errors import PlannerConfigError
 

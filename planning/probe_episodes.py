@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from simjepa_core.state_layout import GRIPPER, POS
 from world_model.probe import ProbeEpisode
 
 
@@ -40,7 +41,8 @@ def collect_probe_episodes(
         for i in tqdm(range(episodes), desc=f"probe episodes {env_id}", disable=not progress):
             ep = run_episode(env, policy, seed_start + i, max_steps)
             states = ep.states.astype(np.float64)
-            out.append(ProbeEpisode(frames=ep.frames, ee=states[:, :3], obj=None if obj is None else states[:, obj]))
+            out.append(ProbeEpisode(frames=ep.frames, ee=states[:, POS], obj=None if obj is None else states[:, obj],
+                                    gripper=states[:, GRIPPER:GRIPPER + 1] if states.shape[1] > GRIPPER else None))
     finally:
         env.close()
     return out

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from envs.proprio import GRIPPER, POS, POSE
+from simjepa_core.state_layout import GRIPPER, POS, POSE
 
 IMAGE_SIZE = 8
 TOKENS, CHANNELS = 16, 12  # 2x2 patches of an 8x8x3 frame

@@ -7,5 +7,6 @@ episode. So the shared pieces live here, with no side effects and no dependency 
 - :mod:`simjepa_core.errors`: :class:`SimjepaError`, the one error type users see;
 - :mod:`simjepa_core.atomic`: atomic file writes (temp file + rename);
 - :mod:`simjepa_core.episodes`: the episode format on disk, the interface between ``envs``
-  (which writes episodes) and ``world_model`` (which reads them).
+  (which writes episodes) and ``world_model`` (which reads them);
+- :mod:`simjepa_core.state_layout`: named indices of the 7-D proprioceptive state and action.
 """

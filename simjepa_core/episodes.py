@@ -36,12 +36,12 @@ import numpy as np
 
 from simjepa_core.errors import SimjepaError
 from simjepa_core.atomic import atomic_path
+from simjepa_core.state_layout import PROPRIO_DIM
 
 FORMAT_VERSION = 1
 # ``states`` start with the arm's proprioception: end-effector position (3), orientation (3, euler
 # xyz) and gripper opening (1). Env-specific entries (object pose, target) may follow; models read
 # only this prefix, so datasets of different tasks share one state layout.
-PROPRIO_DIM = 7
 MANIFEST = "manifest.json"
 MANIFEST_KEYS = (
     "version", "env_id", "render_size", "episodes", "action_dim", "state_dim", "policy", "seed_start",

@@ -18,7 +18,7 @@ ZERO_OK = {
     ("evaluate", "--seed-start"), ("evaluate", "--planner-seed"), ("evaluate", "--state-weight"),
     ("train", "--seed"), ("train", "--rollout"), ("train", "--val-fraction"), ("train", "--workers"),
     ("pretrain-encoder", "--seed"), ("pretrain-encoder", "--warmup"),
-    ("probe", "--seed-start"), ("collect", "--seed-start"),
+    ("probe", "--seed-start"), ("probe", "--motion"), ("collect", "--seed-start"),
 }
 HUGE = "1000000000000"
 

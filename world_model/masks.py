@@ -118,3 +118,43 @@ def sample_multiblock_masks(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One ``(keep [B, K_i], pred [B, M_i])`` pair per mask family, in the order of ``specs``."""
     return [sample_block_masks(grid, spec, batch_size, generator) for spec in specs]
+
+
+# --- masks sized for the token grid in use ----------------------------------------------------------
+
+OFFICIAL_GRID_AREA = 16 * 16  # the official masks are tuned for 256 px frames with 16 px patches
+
+
+def grid_masks(grid_hw: tuple[int, int]) -> tuple[BlockMaskSpec, ...]:
+    """Short- and long-range mask families adapted to an ``h x w`` token grid.
+
+    Why: the official families (8 blocks of 15%, 2 of 70%) are tuned on a 16x16 grid. On an 8x8 grid
+    a 15% block is 3x3 tokens: eight of them, placed independently, mask about the same fraction as
+    on 16x16 (see :func:`masked_fraction`) but as scattered small holes, each no bigger than the cube's
+    neighbourhood, which the context encoder can fill by interpolating neighbours. Here the number of
+    short-range blocks shrinks with ``sqrt(area ratio)`` and each block grows so that the expected
+    union coverage stays the official family's on 16x16 (1 - 0.85^8): on 8x8, 4 blocks of ~4x4
+    tokens. The long-range family (2 blocks of 70%) already masks the same fraction on 8x8 as on
+    16x16 and is kept. A grid of 16x16 or more gets the official families unchanged.
+    """
+    h, w = grid_hw
+    if h < 1 or w < 1:
+        raise ValueError(f"token grid {grid_hw} must be at least 1x1")
+    ratio = OFFICIAL_GRID_AREA / float(h * w)
+    if ratio <= 1.0:
+        return VJEPA_MASKS
+    k = math.sqrt(ratio)
+    n_short = max(2, int(round(SHORT_RANGE.num_blocks / k)))
+    # keep the expected union coverage of the official short-range family: 1 - (1 - s)^n = 1 - 0.85^8
+    official_cover = 1.0 - (1.0 - SHORT_RANGE.spatial_scale[0]) ** SHORT_RANGE.num_blocks
+    s_short = min(0.5, max(4.0 / (h * w), 1.0 - (1.0 - official_cover) ** (1.0 / n_short)))
+    return (BlockMaskSpec(num_blocks=n_short, spatial_scale=(s_short, s_short)), LONG_RANGE)
+
+
+def masked_fraction(grid: tuple[int, int, int], specs: tuple[BlockMaskSpec, ...], samples: int = 64,
+                    seed: int = 0) -> list[float]:
+    """Mean fraction of tokens each family masks on ``grid`` (after row truncation): a sanity figure."""
+    gen = torch.Generator().manual_seed(seed)
+    n = grid[0] * grid[1] * grid[2]
+    return [float(pred.shape[1]) / n for _, pred in
+            (sample_block_masks(grid, spec, samples, gen) for spec in specs)]

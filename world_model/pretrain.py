@@ -37,7 +37,7 @@ from simjepa_core.episodes import complete_episode_indices, load_episode, read_m
 from world_model.checkpoints import save_model, weights_hash
 from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
 from world_model.layers import Block, grid_positions
-from world_model.masks import VJEPA_MASKS, sample_multiblock_masks
+from world_model.masks import VJEPA_MASKS, BlockMaskSpec, grid_masks, sample_multiblock_masks
 from world_model.preprocessing import normalize_frames
 from world_model.training_loop import RunState, SkippedBatches, adamw, set_lr, write_row
 
@@ -75,6 +75,8 @@ class PretrainConfig:
     ckpt_every: int = 100
     log_every: int = 10
     bf16: bool = True
+    masks: str = "official"  # "official": V-JEPA's 16x16-tuned families; "grid": sized for the token grid (masks.grid_masks)
+    device: str = "cpu"  # where training runs ("cuda" on a GPU); not a result setting: a run resumes on any device
 
     def check(self) -> None:
         if self.encoder not in ENCODER_CONFIGS:
@@ -95,6 +97,8 @@ class PretrainConfig:
             problems.append(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {self.ema_start}..{self.ema_end}")
         if not (0 <= self.still_fraction <= 1):
             problems.append(f"still_fraction must lie in [0, 1], got {self.still_fraction}")
+        if self.masks not in MASK_CHOICES:
+            problems.append(f"--masks {self.masks!r} must be one of {', '.join(MASK_CHOICES)}")
         if self.pred_dim % self.pred_heads:
             problems.append(f"predictor width {self.pred_dim} is not divisible by {self.pred_heads} heads")
         if problems:
@@ -103,9 +107,17 @@ class PretrainConfig:
     def result_settings(self) -> dict[str, Any]:
         """Settings that must match for a run directory to be resumed (not the checkpoint cadence)."""
         d = asdict(self)
-        for k in ("ckpt_every", "log_every"):
+        for k in ("ckpt_every", "log_every", "device"):
             d.pop(k)
         return d
+
+
+MASK_CHOICES = ("official", "grid")
+
+
+def mask_specs_for(config: PretrainConfig, grid: tuple[int, int, int]) -> tuple[BlockMaskSpec, ...]:
+    """The mask families a run samples on its ``(t, h, w)`` token grid (see ``PretrainConfig.masks``)."""
+    return grid_masks(grid[1:]) if config.masks == "grid" else VJEPA_MASKS
 
 
 def build_pretrain_encoder(config: PretrainConfig) -> VideoViT:
@@ -300,7 +312,11 @@ class _Trainer:
         self.step = 0
         grid = self.encoder.grid(config.frames, config.image_size, config.image_size)
         self.grid = grid
-        self.positions = grid_positions(*grid)  # [N, 3]
+        self.mask_specs = mask_specs_for(config, grid)
+        self.device = torch.device(config.device)
+        for module in (self.encoder, self.target, self.predictor):
+            module.to(self.device)
+        self.positions = grid_positions(*grid, device=self.device)  # [N, 3]
 
     def modules(self) -> dict[str, nn.Module]:
         """What the run state saves, under its keys."""
@@ -311,9 +327,11 @@ class _Trainer:
         c = self.c
         lr = lr_at(self.step, c)
         set_lr(self.optimizer, lr)
-        clips = clips_to_input(sampler.sample(c.batch_size, self.generator), c.image_size)  # [B, 3, F, S, S]
-        masks = sample_multiblock_masks(self.grid, c.batch_size, self.generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.bf16):
+        raw = sampler.sample(c.batch_size, self.generator).to(self.device, non_blocking=True)
+        clips = clips_to_input(raw, c.image_size)  # [B, 3, F, S, S], normalised where training runs
+        masks = sample_multiblock_masks(self.grid, c.batch_size, self.generator, self.mask_specs)
+        masks = [(keep.to(self.device), pred.to(self.device)) for keep, pred in masks]
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.bf16):
             with torch.no_grad():
                 h = self.target(clips)  # [B, N, D]
                 h = F.layer_norm(h.float(), (h.shape[-1],))

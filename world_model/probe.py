@@ -208,6 +208,7 @@ class ProbeEpisode:
     frames: np.ndarray  # [T+1, H, W, 3] uint8
     ee: np.ndarray  # [T+1, 3] end-effector position (m)
     obj: np.ndarray | None  # [T+1, 3] object position (m), None for envs without one
+    gripper: np.ndarray | None = None  # [T+1, 1] gripper opening state[6] (-1 open .. 1 closed), None if unknown
 
 
 # The table region the camera sees (m): the arm's workspace box widened by 5 cm. A cube outside it
@@ -306,6 +307,7 @@ def run_probe(
     feats = [encode_frames(encoder, e.frames, image_size, settings.pool)
              for e in tqdm(episodes, desc="probe encode", disable=not progress)]
     ee_pos, obj_pos = [e.ee for e in episodes], [e.obj for e in episodes]
+    grip = [e.gripper for e in episodes]
     del episodes, kept  # the frames (3 GB for 1000 episodes at 128 px) are not needed for the fit
     t2 = time.perf_counter()
     if progress:  # the fit has no steps to count; say what it is doing and how big it is
@@ -316,15 +318,125 @@ def run_probe(
     if all(o is not None for o in obj_pos):
         arm = [np.linalg.norm(e[:, :2] - o[:, :2], axis=1) for e, o in zip(ee_pos, obj_pos)]
         obj = probe_features(feats, obj_pos, settings.split, settings.alphas, arm_distance=arm)
+    gripper = None
+    if all(g is not None for g in grip):
+        gripper = probe_features(feats, grip, settings.split, settings.alphas)
     return {
         "r2_ee": ee["r2"],
         "r2_object": obj["r2"] if obj else None,
+        "r2_gripper": gripper["r2"] if gripper else None,
         "ee": ee,
         "object": obj,
+        "gripper": gripper,
         "episodes_used": used,
         "episodes_dropped_object_left_scene": dropped,
         "feature_dim": int(feats[0].shape[1]),
         "image_size": image_size,
         "settings": {**asdict(settings), "alphas": list(settings.alphas), "split": list(settings.split)},
         "seconds": {"collect": t1 - t0, "encode": t2 - t1, "fit": time.perf_counter() - t2},
+    }
+
+
+# --- motion probe -----------------------------------------------------------------------------------
+
+
+# A cube clip counts as moving above this mean speed (m per env step): resting cubes jitter by far less.
+MOVING_SPEED = 0.002
+
+
+def clip_features(encoder: torch.nn.Module, frames: np.ndarray, clip_frames: int = 4, pool: int = 2,
+                  image_size: int | None = None, batch_size: int = 64) -> np.ndarray:
+    """Features of every ``clip_frames``-frame window ``frames[t-F+1 .. t]`` of one episode.
+
+    ``frames [T+1, H, W, 3]`` uint8 -> ``[T+2-F, (F/2) * D * (1 + p*p)]``: for each temporal token
+    (tubelet) of the clip, the patch mean and the ``p x p`` pooled grid, concatenated in time order, so
+    a linear map can take differences between time steps (what motion is). Row ``i`` ends at frame
+    ``i + F - 1``.
+    """
+    from world_model.frozen_encoder import FrozenEncoder
+    from world_model.preprocessing import normalize_frames
+
+    tubelet = encoder.config.tubelet_size
+    if clip_frames < tubelet or clip_frames % tubelet:
+        raise ProbeError(f"clip length {clip_frames} must be a positive multiple of the tubelet size {tubelet}")
+    if len(frames) < clip_frames:
+        raise ProbeError(f"an episode of {len(frames)} frames is shorter than the {clip_frames}-frame clip")
+    frozen = FrozenEncoder(encoder, image_size, batch_size=batch_size)
+    x = normalize_frames(frames, frozen.image_size)  # [T+1, 3, S, S]
+    starts = torch.arange(len(frames) - clip_frames + 1)
+    idx = starts[:, None] + torch.arange(clip_frames)[None, :]  # [N, F]
+    clips = x[idx].permute(0, 2, 1, 3, 4)  # [N, 3, F, S, S]
+    tokens = frozen.encode_clips(clips)  # [N, F/2 * h * w, D]
+    steps = clip_frames // tubelet
+    per_step = tokens.unflatten(1, (steps, -1))  # [N, F/2, h*w, D]
+    feats = [pooled_features(per_step[:, k], frozen.grid, pool) for k in range(steps)]
+    return torch.cat(feats, dim=1).numpy()
+
+
+def clip_velocity(positions: np.ndarray, clip_frames: int) -> np.ndarray:
+    """Mean velocity (m per env step) over each window: ``(p[t] - p[t-F+1]) / (F-1)``, rows as in clip_features."""
+    p = np.asarray(positions, np.float64)
+    return (p[clip_frames - 1:] - p[: len(p) - clip_frames + 1]) / (clip_frames - 1)
+
+
+def motion_probe_features(
+    features: Sequence[np.ndarray], velocities: Sequence[np.ndarray], split: tuple[float, float] = (0.6, 0.2),
+    alphas: Sequence[float] = DEFAULT_ALPHAS, moving_speed: float | None = None,
+) -> dict[str, Any]:
+    """Ridge probe from clip features to velocities, split by episode; R^2 on the held-out episodes.
+
+    With ``moving_speed`` (the cube), also R^2 and RMSE over the held-out clips whose true speed exceeds
+    it, with their own variance: a probe that only learned "the cube rests" scores near 0 there.
+    """
+    tr, va, te = split_episodes(len(features), split)
+    cat = lambda xs, idx: np.concatenate([xs[i] for i in idx])  # noqa: E731
+    probe = fit_ridge(cat(features, tr), cat(velocities, tr), cat(features, va), cat(velocities, va), alphas)
+    y = cat(velocities, te)
+    y_hat = probe.predict(cat(features, te))
+    out: dict[str, Any] = {
+        "r2": r2_score(y, y_hat), "r2_per_axis": r2_per_axis(y, y_hat),
+        "rmse_m_per_step": float(np.sqrt(((y - y_hat) ** 2).sum(1).mean())),
+        "alpha": probe.alpha, "clips": {"train": sum(len(features[i]) for i in tr), "test": len(y)},
+    }
+    if moving_speed is not None:
+        moving = np.linalg.norm(y, axis=1) > moving_speed
+        out["moving_clips_test"] = int(moving.sum())
+        out["r2_moving"] = r2_score(y[moving], y_hat[moving]) if moving.sum() > 1 else None
+        out["rmse_moving_m_per_step"] = float(np.sqrt(((y[moving] - y_hat[moving]) ** 2).sum(1).mean())) if moving.any() else None
+    return out
+
+
+def run_motion_probe(
+    encoder: torch.nn.Module, episodes: Sequence[ProbeEpisode], clip_frames: int = 4, pool: int = 2,
+    image_size: int | None = None, split: tuple[float, float] = (0.6, 0.2), alphas: Sequence[float] = DEFAULT_ALPHAS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Probe end-effector (and object) velocity from ``clip_frames``-frame clip features.
+
+    Measures the video part of the encoder: a single-frame feature holds no velocity, so what the
+    probe reads comes from the clip's temporal tokens. Episodes whose object leaves the scene are dropped.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    episodes = [e for e in episodes if in_scene(e)]
+    split_episodes(len(episodes), split)
+    feats, v_ee, v_obj = [], [], []
+    for e in tqdm(episodes, desc="motion probe encode", disable=not progress):
+        feats.append(clip_features(encoder, e.frames, clip_frames, pool, image_size))
+        v_ee.append(clip_velocity(e.ee, clip_frames))
+        v_obj.append(None if e.obj is None else clip_velocity(e.obj, clip_frames))
+    t1 = time.perf_counter()
+    ee = motion_probe_features(feats, v_ee, split, alphas)
+    obj = None
+    if all(v is not None for v in v_obj):
+        obj = motion_probe_features(feats, v_obj, split, alphas, moving_speed=MOVING_SPEED)
+    return {
+        "r2_ee_velocity": ee["r2"],
+        "r2_object_velocity": obj["r2"] if obj else None,
+        "r2_object_velocity_moving": obj["r2_moving"] if obj else None,
+        "ee_velocity": ee, "object_velocity": obj,
+        "clip_frames": clip_frames, "pool": pool, "feature_dim": int(feats[0].shape[1]),
+        "episodes_used": len(episodes), "moving_speed_m_per_step": MOVING_SPEED,
+        "seconds": {"encode": t1 - t0, "fit": time.perf_counter() - t1},
     }

@@ -1,0 +1,130 @@
+"""Issue 21 additions: grid-sized masks, the motion and gripper probes, device-agnostic pretraining, curves."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from world_model.encoder import build_encoder
+from world_model.masks import VJEPA_MASKS, grid_masks, masked_fraction, sample_block_size
+from world_model.pretrain import PretrainConfig, PretrainError, mask_specs_for, pretrain
+from world_model.probe import (
+    ProbeEpisode,
+    ProbeSettings,
+    clip_features,
+    clip_velocity,
+    motion_probe_features,
+    run_motion_probe,
+    run_probe,
+)
+
+
+# --- masks ------------------------------------------------------------------------------------------
+
+
+def test_grid_masks_are_official_on_16x16_and_fewer_larger_blocks_on_smaller_grids():
+    assert grid_masks((16, 16)) == VJEPA_MASKS
+    assert grid_masks((32, 32)) == VJEPA_MASKS
+    short8, long8 = grid_masks((8, 8))
+    short4, _ = grid_masks((4, 4))
+    official_short = VJEPA_MASKS[0]
+    assert official_short.num_blocks > short8.num_blocks > short4.num_blocks >= 2
+    assert official_short.spatial_scale[0] < short8.spatial_scale[0] < short4.spatial_scale[0]
+    assert long8 == VJEPA_MASKS[1]
+    with pytest.raises(ValueError):
+        grid_masks((0, 8))
+
+
+def test_grid_masks_keep_the_official_masked_fraction_with_blocks_of_at_least_2x2():
+    official = np.mean([masked_fraction((4, 16, 16), VJEPA_MASKS, 32, s)[0] for s in range(4)])
+    for grid in ((4, 8, 8), (2, 12, 12)):
+        specs = grid_masks(grid[1:])
+        frac = np.mean([masked_fraction(grid, specs, 32, s)[0] for s in range(4)])
+        assert abs(frac - official) < 0.08, (grid, frac, official)
+        gen = torch.Generator().manual_seed(0)
+        sizes = [sample_block_size(grid, specs[0], gen) for _ in range(50)]
+        assert min(min(h, w) for _, h, w in sizes) >= 2
+    # the official short-range family on 8x8 makes blocks of at most 3x3 tokens
+    gen = torch.Generator().manual_seed(0)
+    assert max(max(h, w) for _, h, w in (sample_block_size((4, 8, 8), VJEPA_MASKS[0], gen) for _ in range(50))) <= 4
+
+
+def test_pretrain_config_selects_masks_and_device_is_not_a_result_setting():
+    grid = (4, 8, 8)
+    assert mask_specs_for(PretrainConfig(masks="grid"), grid) == grid_masks((8, 8))
+    assert mask_specs_for(PretrainConfig(), grid) == VJEPA_MASKS
+    with pytest.raises(PretrainError, match="--masks"):
+        PretrainConfig(masks="random").check()
+    assert "device" not in PretrainConfig(device="cuda").result_settings()
+    assert PretrainConfig(device="cuda").result_settings() == PretrainConfig().result_settings()
+
+
+def test_pretrain_with_grid_masks_and_4_frame_clips_runs_and_logs(tmp_path):
+    rng = np.random.default_rng(0)
+    eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    cfg = PretrainConfig(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
+                         pred_dim=16, pred_depth=1, pred_heads=2, frames=4, masks="grid", batch_size=2, steps=3,
+                         warmup_steps=1, log_every=1, device="cpu")
+    res = pretrain(cfg, eps, tmp_path / "enc.pt", progress=False)
+    rows = [json.loads(x) for x in res.log.read_text().splitlines()]
+    assert res.steps == 3 and len(rows) == 3 and all("target_erank" in r for r in rows)
+    from world_model.pretrain_plots import plot_pretrain_logs
+
+    png = plot_pretrain_logs({"run": res.log}, tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- motion probe -----------------------------------------------------------------------------------
+
+
+def test_clip_velocity_is_the_mean_step_over_the_window():
+    p = np.cumsum(np.ones((6, 3)) * [0.01, -0.02, 0.0], axis=0)
+    v = clip_velocity(p, 4)
+    assert v.shape == (3, 3) and np.allclose(v, [[0.01, -0.02, 0.0]] * 3)
+
+
+def _random_walks(n_eps: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
+    return [np.cumsum(rng.normal(scale=0.01, size=(steps, 3)), axis=0) for _ in range(n_eps)]
+
+
+def test_motion_probe_recovers_a_known_velocity_only_from_features_that_see_two_times():
+    """Synthetic clip features: a random linear embedding of the positions at the clip's two time steps.
+
+    Both positions in the features: velocity is their difference, R^2 ~ 1. Only the last position
+    (a single-frame feature) on a random walk: the velocity is unpredictable, R^2 ~ 0.
+    """
+    rng = np.random.default_rng(0)
+    walks = _random_walks(20, 30, rng)
+    emb = rng.normal(size=(3, 40))
+    two_times = [np.concatenate([w[:-3] @ emb, w[3:] @ emb], axis=1) + rng.normal(scale=1e-4, size=(27, 80))
+                 for w in walks]
+    last_only = [w[3:] @ emb + rng.normal(scale=1e-4, size=(27, 40)) for w in walks]
+    vel = [clip_velocity(w, 4) for w in walks]
+    good = motion_probe_features(two_times, vel, moving_speed=0.0)
+    bad = motion_probe_features(last_only, vel)
+    assert good["r2"] > 0.95 and good["r2_moving"] > 0.95 and good["moving_clips_test"] > 0
+    assert bad["r2"] < 0.3
+
+
+def test_clip_features_shape_and_run_motion_probe_end_to_end():
+    """A tiny random encoder on a square moving at a per-episode constant velocity."""
+    rng = np.random.default_rng(1)
+    eps = []
+    for _ in range(8):
+        v = rng.integers(-2, 3, size=2)
+        start = rng.integers(6, 18, size=2)
+        xy = np.clip(start + np.arange(10)[:, None] * v, 0, 24)
+        frames = np.zeros((10, 32, 32, 3), np.uint8)
+        for t, (x, y) in enumerate(xy):
+            frames[t, y:y + 8, x:x + 8] = 255
+        pos = np.concatenate([xy / 32.0, np.zeros((10, 1))], axis=1)
+        eps.append(ProbeEpisode(frames=frames, ee=pos, obj=pos * 0.1, gripper=np.zeros((10, 1))))
+    enc = build_encoder("vit_tiny", depth=1, embed_dim=32, num_heads=2, patch_size=8, image_size=32)
+    f = clip_features(enc, eps[0].frames, clip_frames=4, pool=2)
+    assert f.shape == (7, 2 * 32 * (1 + 4))
+    res = run_motion_probe(enc, eps, clip_frames=4, pool=2, progress=False)
+    assert res["feature_dim"] == 320 and res["episodes_used"] == 8
+    assert np.isfinite(res["r2_ee_velocity"]) and res["object_velocity"]["moving_clips_test"] >= 0
+    pos_res = run_probe(enc, ProbeSettings(env="synthetic", episodes=8, seed_start=0, render_size=32), episodes=eps,
+                        progress=False)
+    assert "r2_gripper" in pos_res and pos_res["gripper"]["frames"]["test"] > 0
