@@ -123,7 +123,7 @@ def test_adapter_env_random_policy(tmp_path):
     res = _collect(tmp_path / "r", "--policy", "random", episodes=1, env="Reacher-v5")
     assert res.exit_code == 0, res.output
     ep = load_episode(tmp_path / "r", 0)
-    assert ep.actions.shape == (6, 2) and ep.states.shape == (7, 10)
+    assert ep.actions.shape == (6, 2) and ep.states.shape == (7, 17)
 
 
 def test_corrupt_episode_is_named(tmp_path):
