@@ -404,9 +404,11 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes, each with its own env and EGL context.")
 @click.option("--seed-start", type=int, default=0, show_default=True, help="Episode i resets with seed S+i.")
 @click.option("--max-steps", type=int, default=None, help="Steps per episode [default: the env's max_episode_steps].")
-@click.option("--camera", type=click.Choice(["front", "side"]), default="front", show_default=True,
-              help="Our envs' view the frames show. The same command with --camera side records the same "
-                   "episodes from the side: encode both and train on both for a two-view world model.")
+@click.option("--camera", default="front", show_default=True,
+              help="View the frames show. Our envs: front|side; the same command with --camera side records the "
+                   "same episodes from the side: encode both and train on both for a two-view world model. "
+                   "Adapted Gymnasium envs: front (the adapter's default view: Reacher top-down, Pusher table), "
+                   "env (the env's own camera), top|table (adapter views) or one of the model's cameras.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start, max_steps, camera, quiet) -> None:
     """Record episodes (frames, actions, states, success, distance) for world-model training.

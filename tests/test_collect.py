@@ -81,7 +81,7 @@ def test_side_camera_needs_one_of_our_envs(tmp_path, capsys):
               "--policy", "random", "--quiet"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "renders a single view" in err and "Traceback" not in err
+    assert "no camera 'side'" in err and "top" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
