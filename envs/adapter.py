@@ -47,8 +47,9 @@ Views (``camera=``)
       (0.01 / 0.009 m in the model) so they cover a few pixels at 64 px; they collide with nothing
       (``contype=0``) and inertia is computed when the model is compiled, so the dynamics are
       unchanged (the tests compare trajectories with the plain env's).
-    - Pusher ``"table"`` (default): an oblique view of the table framing the arm's tip, the object's
-      start region and the goal.
+    - Pusher ``"table"`` (default): an oblique view of the table from the side facing the arm, framing
+      the arm's tip at its start pose, the object's start region and the goal (the object is a few
+      pixels wide at 64 px; the arm does not hide it on its way from the start pose).
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ class View:
 
 VIEWS: dict[str, dict[str, View]] = {
     "Reacher": {"top": View((0.0, 0.0, 0.0), 0.6, -90.0, 90.0, (("fingertip", 0.02), ("target", 0.02)))},
-    "Pusher": {"table": View((0.55, -0.3, -0.3), 1.4, -50.0, 135.0)},
+    "Pusher": {"table": View((0.6, -0.3, -0.25), 1.5, -55.0, 270.0)},
 }
 DEFAULT_VIEW = {"Reacher": "top", "Pusher": "table"}
 
