@@ -237,9 +237,12 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
 @click.option("--init", "init", default=None,
               help="Start from this world model's predictor ('default', a file or run dir; same --config and encoder): "
                    "fine-tuning, e.g. on a second camera's caches.")
+@click.option("--plan-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Record planner defaults sized so one planned action takes about this long on this machine "
+                   "(never above the official 400 samples x 10 iterations); 0 keeps the official search.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, val_fraction, seed,
-              ckpt_every, workers, encoder_name, stop_after, init, quiet) -> None:
+              ckpt_every, workers, encoder_name, stop_after, init, plan_seconds, quiet) -> None:
     """Train the action-conditioned predictor on a feature cache (teacher forcing + rollout loss).
 
     Writes OUT/final.pt (world model: predictor + encoder reference, so `--model OUT` works),
@@ -275,6 +278,25 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
         click.echo(f"trained {steps} steps: val {last}-step rollout L1 {r[last]:.4f} (copy-last {c[last]:.4f}) -> {out}")
     elif summary:
         click.echo(f"trained {steps} steps (no held-out episodes) -> {out}")
+    if "stopped_at" not in summary and plan_seconds > 0:
+        _record_search_budget(out, plan_seconds)
+
+
+def _record_search_budget(out: str, target_s: float) -> None:
+    """Size the planner's search for this machine and record it in OUT/final.pt (planning/search_budget.py)."""
+    from pathlib import Path
+
+    from planning.search_budget import size_search
+    from world_model.bundle import FINAL_NAME, load_world_model, with_planner_defaults
+
+    final = Path(out) / FINAL_NAME
+    if not final.is_file():
+        return
+    budget = size_search(load_world_model(final, with_encoder=False), target_s)
+    with_planner_defaults(final, final, budget.planner_defaults())
+    click.echo(f"planner defaults for this machine: {budget.samples} samples x {budget.iterations} iterations, "
+               f"horizon {budget.horizon}, top {budget.topk} (~{budget.estimated_s:.2f} s/action predicted; "
+               f"--samples/--iters/--horizon trade speed for success) -> {final}")
 
 
 # --- encoder pretraining and probing: simjepa pretrain-encoder, simjepa probe (world_model/pretrain.py, probe.py)
