@@ -3,6 +3,11 @@
 Like :mod:`envs.experts` they read the true simulator state (privileged: an upper-bound baseline and
 a data-collection policy, never the planner's protocol) and are memoryless apart from an optional
 detour, so collection noise cannot knock them off a plan they would not recover from.
+
+Pusher-v5 has none yet: a move-behind-the-object-then-push controller (joint-space PD towards
+damped least-squares IK targets of the wrist) was tried and never got the wrist down to the
+object's height behind it in 100 steps (0 of 10 tuning seeds), so ``--policy expert|mixed`` on
+Pusher-v5 is a one-line error and its data comes from ``--policy random``.
 """
 from __future__ import annotations
 
