@@ -338,10 +338,13 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
 @click.option("--init", "init", default=None,
               help="Start from this world model's predictor ('default', a file or run dir; same --config and encoder): "
                    "fine-tuning, e.g. on a second camera's caches.")
+@click.option("--plan-seconds", type=_Real(0, 3600), default=1.0, show_default=True,
+              help="Record planner defaults sized so one planned action takes about this long on this machine "
+                   "(never above the official 400 samples x 10 iterations); 0 keeps the official search.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, val_fraction, seed,
-              ckpt_every, workers, encoder_name, stop_after, init, quiet) -> None:
+              ckpt_every, workers, encoder_name, stop_after, init, plan_seconds, quiet) -> None:
     """Train the action-conditioned predictor on a feature cache (teacher forcing + rollout loss).
 
     Writes OUT/final.pt (world model: predictor + encoder reference, so `--model OUT` works),
@@ -378,6 +381,25 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
         click.echo(f"trained {steps} steps: val {last}-step rollout L1 {r[last]:.4f} (copy-last {c[last]:.4f}) -> {out}")
     elif summary:
         click.echo(f"trained {steps} steps (no held-out episodes) -> {out}")
+    if "stopped_at" not in summary and plan_seconds > 0:
+        _record_search_budget(out, plan_seconds)
+
+
+def _record_search_budget(out: str, target_s: float) -> None:
+    """Size the planner's search for this machine and record it in OUT/final.pt (planning/search_budget.py)."""
+    from pathlib import Path
+
+    from planning.search_budget import size_search
+    from world_model.model_file import FINAL_NAME, load_world_model, with_planner_defaults
+
+    final = Path(out) / FINAL_NAME
+    if not final.is_file():
+        return
+    budget = size_search(load_world_model(final, with_encoder=False), target_s)
+    with_planner_defaults(final, final, budget.planner_defaults())
+    click.echo(f"planner defaults for this machine: {budget.samples} samples x {budget.iterations} iterations, "
+               f"horizon {budget.horizon}, top {budget.topk} (~{budget.estimated_s:.2f} s/action predicted; "
+               f"--samples/--iters/--horizon trade speed for success) -> {final}")
 
 
 # --- encoder pretraining and probing: simjepa pretrain-encoder, simjepa probe (world_model/pretrain.py, probe.py)
@@ -535,9 +557,11 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
 @click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Processes, each with its own env and EGL context.")
 @click.option("--seed-start", type=SEED, default=0, show_default=True, help="Episode i resets with seed S+i.")
 @click.option("--max-steps", type=EPISODE_STEPS, default=None, help="Steps per episode [default: the env's max_episode_steps].")
-@click.option("--camera", type=click.Choice(["front", "side"]), default="front", show_default=True,
-              help="Our envs' view the frames show. The same command with --camera side records the same "
-                   "episodes from the side: encode both and train on both for a two-view world model.")
+@click.option("--camera", default="front", show_default=True,
+              help="View the frames show. Our envs: front|side; the same command with --camera side records the "
+                   "same episodes from the side: encode both and train on both for a two-view world model. "
+                   "Adapted Gymnasium envs: front (the adapter's default view: Reacher top-down, Pusher table), "
+                   "env (the env's own camera), top|table (adapter views) or one of the model's cameras.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def collect_cmd(env_id, episodes, out, policy, render_size, workers, seed_start, max_steps, camera, quiet) -> None:

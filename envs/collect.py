@@ -74,6 +74,11 @@ class CollectPolicy:
             self.expert.reset()
         self.noise = float(self.rng.uniform(0.0, 0.3))  # mixed: per-episode noise level
         self.segment_left = 0
+        self.arm = arm
+        if kind == "mixed" and hasattr(self.expert, "detour") and self.rng.random() < 0.5:
+            # adapted Reacher: half the episodes first visit a random point of the reachable disc
+            r, phi = 0.21 * np.sqrt(self.rng.random()), self.rng.uniform(-np.pi, np.pi)
+            self.expert.detour(np.array([r * np.cos(phi), r * np.sin(phi)]), int(self.rng.integers(5, 26)))
 
     def act(self, obs: dict) -> np.ndarray:
         if self.kind == "random":
@@ -88,7 +93,10 @@ class CollectPolicy:
             self.segment_left -= 1
             return explore
         a = expert_action.astype(np.float64)
-        a[:6] += self.noise * self.rng.standard_normal(6)
+        if self.arm:
+            a[:6] += self.noise * self.rng.standard_normal(6)
+        else:  # adapted envs: every dim, scaled to its half range
+            a += self.noise * (self.high - self.low) / 2 * self.rng.standard_normal(a.shape)
         return np.clip(a, self.low, self.high).astype(np.float32)
 
 

@@ -145,7 +145,10 @@ _EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pickplace": PickPlaceExpe
 
 
 def make_expert(env: gym.Env) -> _Expert:
-    """The scripted expert for one of our envs (any wrapper depth)."""
+    """The scripted expert for one of our envs (any wrapper depth), or an adapted env's own controller."""
+    adapted = getattr(env, "make_expert", None)
+    if callable(adapted):  # Gymnasium envs behind envs.adapter: envs.adapter_experts
+        return adapted()
     task = getattr(env.unwrapped, "task", None)
     if task not in _EXPERTS:
         raise SimjepaError(

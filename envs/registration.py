@@ -47,8 +47,9 @@ def make_env(env_id: str, render_size: int = 256, max_episode_steps: int | None 
     from envs.adapter import GymMujocoAdapter
 
     cameras = kw.pop("cameras", None)
-    if cameras is not None and tuple([cameras] if isinstance(cameras, str) else cameras) != ("front",):
-        raise SimjepaError(f"{env_id} renders a single view; cameras={tuple(cameras)!r} needs one of our envs "
+    cameras = ("front",) if cameras is None else tuple([cameras] if isinstance(cameras, str) else cameras)
+    if len(cameras) != 1:
+        raise SimjepaError(f"{env_id} renders a single view; cameras={cameras!r} needs one of our envs "
                            f"({', '.join(ENV_IDS)})")
-
+    kw.setdefault("camera", cameras[0])  # "front": the adapter's default view for this env (envs.adapter)
     return GymMujocoAdapter.make(env_id, render_size=render_size, max_episode_steps=max_episode_steps, **kw)

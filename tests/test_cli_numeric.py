@@ -16,7 +16,7 @@ from tests.robustness.helpers import assert_one_line_error
 ZERO_OK = {
     ("plan-episode", "--seed"), ("plan-episode", "--planner-seed"), ("plan-episode", "--state-weight"),
     ("evaluate", "--seed-start"), ("evaluate", "--planner-seed"), ("evaluate", "--state-weight"),
-    ("train", "--seed"), ("train", "--rollout"), ("train", "--val-fraction"), ("train", "--workers"),
+    ("train", "--seed"), ("train", "--plan-seconds"), ("train", "--rollout"), ("train", "--val-fraction"), ("train", "--workers"),
     ("pretrain-encoder", "--seed"), ("pretrain-encoder", "--warmup"),
     ("probe", "--seed-start"), ("probe", "--motion"), ("collect", "--seed-start"),
 }

@@ -80,7 +80,7 @@ def test_side_camera_needs_one_of_our_envs(tmp_path, capsys):
               "--policy", "random", "--quiet"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "renders a single view" in err and "Traceback" not in err
+    assert "no camera 'side'" in err and "top" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
@@ -112,7 +112,7 @@ def test_other_env_exit_2(tmp_path, capsys):
 def test_unknown_env_and_no_expert_exit_2(tmp_path):
     from simjepa_cli import main
 
-    for args in (["--env", "simjepa/Rech-v0"], ["--env", "Reacher-v5", "--policy", "expert"]):
+    for args in (["--env", "simjepa/Rech-v0"], ["--env", "Pusher-v5", "--policy", "expert"]):
         with pytest.raises(SystemExit) as exc:
             main(["collect", *args, "--episodes", "1", "--out", str(tmp_path / "x"), "--render-size", "64"])
         assert exc.value.code == 2
@@ -122,7 +122,7 @@ def test_adapter_env_random_policy(tmp_path):
     res = _collect(tmp_path / "r", "--policy", "random", episodes=1, env="Reacher-v5")
     assert res.exit_code == 0, res.output
     ep = load_episode(tmp_path / "r", 0)
-    assert ep.actions.shape == (6, 2) and ep.states.shape == (7, 10)
+    assert ep.actions.shape == (6, 2) and ep.states.shape == (7, 17)
 
 
 def test_corrupt_episode_is_named(tmp_path):

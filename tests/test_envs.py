@@ -184,8 +184,8 @@ def test_adapter_on_reacher():
     env = envs.make_env("Reacher-v5", render_size=SIZE, max_episode_steps=3)
     obs, info = env.reset(seed=0)
     assert obs["pixels"].shape == (SIZE, SIZE, 3) and obs["pixels"].dtype == np.uint8
-    assert obs["state"].dtype == np.float32 and obs["state"].shape == (10,)
-    assert info["goal"]["state"].shape == (10,) and not np.array_equal(info["goal"]["state"], obs["state"])
+    assert obs["state"].dtype == np.float32 and obs["state"].shape == (17,)
+    assert info["goal"]["state"].shape == (17,) and not np.array_equal(info["goal"]["state"], obs["state"])
     again, info2 = envs.make_env("Reacher-v5", render_size=SIZE).reset(seed=0)
     assert np.array_equal(again["pixels"], obs["pixels"]) and np.array_equal(info2["goal"]["pixels"], info["goal"]["pixels"])
     base = env.unwrapped
