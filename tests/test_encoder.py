@@ -20,9 +20,8 @@ from world_model.encoder import (
 from world_model.encoder_loading import DEFAULT_ENCODER_PATH, encoder_identity, load_encoder, save_encoder
 from world_model.frozen_encoder import FrozenEncoder
 from world_model.preprocessing import IMAGENET_MEAN, IMAGENET_STD, FramesError, frames_to_clips
+from tests.helpers import official_reference
 
-# outputs of the official V-JEPA 2 code, in the repo (tests/data/README.md says how they were made)
-PARITY = Path(__file__).resolve().parent / "data" / "vjepa2_parity.pt"
 # a second, larger reference some development machines have; optional
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "vjepa2_reference.pt"
 
@@ -161,14 +160,6 @@ def test_unused_pos_embed_is_ignored_and_heads_follow_table(tmp_path):
     save_file({"encoder": sd}, path)
     loaded = load_encoder(path, image_size=64)
     assert loaded.config.num_heads == 6 and loaded.config.image_size == 64
-
-
-def official_reference(name: str) -> dict:
-    """One entry of the in-repo reference; a missing file fails the test (a skip would hide the claim)."""
-    if not PARITY.is_file():
-        pytest.fail(f"{PARITY} is missing: parity with the official V-JEPA 2 code cannot be checked "
-                    f"(see tests/data/README.md to regenerate it)")
-    return torch.load(PARITY, weights_only=True)[name]
 
 
 def test_parity_with_official_code(tmp_path):

@@ -16,9 +16,8 @@ from world_model.predictor import (
     save_predictor,
     to_official,
 )
+from tests.helpers import official_reference
 
-# outputs of the official V-JEPA 2 code, in the repo (tests/data/README.md says how they were made)
-PARITY = Path(__file__).resolve().parent / "data" / "vjepa2_parity.pt"
 # a second, larger reference some development machines have; optional
 GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "vjepa2_reference.pt"
 
@@ -28,14 +27,6 @@ def _inputs(pred: ACPredictor, b: int = 2, t: int = 3, n: int = 16, seed: int = 
     c = pred.config
     return (torch.randn(b, t, n, c.embed_dim, generator=g), torch.randn(b, t, c.action_dim, generator=g),
             torch.randn(b, t, c.state_dim, generator=g))
-
-
-def official_reference(name: str) -> dict:
-    """One entry of the in-repo reference; a missing file fails the test (a skip would hide the claim)."""
-    if not PARITY.is_file():
-        pytest.fail(f"{PARITY} is missing: parity with the official V-JEPA 2 code cannot be checked "
-                    f"(see tests/data/README.md to regenerate it)")
-    return torch.load(PARITY, weights_only=True)[name]
 
 
 def test_parity_with_official_code(tmp_path):
