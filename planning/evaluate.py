@@ -13,7 +13,7 @@ from envs.atomic import write_json, write_text
 
 from .errors import PlannerConfigError
 from .provenance import command_line, git_commit, model_identity
-from .subgoals import is_privileged, load_subgoals, protocol, subgoal_steps
+from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
 
 POLICIES = ("planner", "random", "expert", "proposal")
 DEFAULT_RENDER_SIZE = 256  # baselines without a model: the env's default
@@ -166,6 +166,7 @@ def evaluate(
         raise PlannerConfigError(f"--proposal applies to --policy planner or proposal, not {policy}")
     if policy == "proposal" and proposal is None:
         raise PlannerConfigError("--policy proposal needs --proposal FILE (a `simjepa train-proposal` output)")
+    check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     header = {"env": env_id, "policy": policy, "protocol": _protocol_of(policy, subgoals),
               "command": command if command is not None else command_line(), "commit": git_commit()}
     settings = dict(env_id=env_id, policy=policy, model=str(model), planner_overrides=planner_overrides or {},

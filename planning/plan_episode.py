@@ -15,7 +15,7 @@ from .agent import Agent
 from .errors import PlannerConfigError
 from .provenance import command_line, git_commit, model_identity
 from .rollout import rollout
-from .subgoals import is_privileged, load_subgoals, protocol, subgoal_steps
+from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
 from .video import compose_frame, write_video
 
 def episode_video_frames(metrics: dict[str, Any]) -> list[np.ndarray]:
@@ -66,6 +66,7 @@ def plan_episode(
     if max_steps is not None and max_steps < 1:
         raise PlannerConfigError(f"--max-steps {max_steps} must be >= 1")
     privileged = is_privileged(subgoals)  # also rejects an unknown mode before anything loads
+    check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     if agent is None:
         agent = Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged, proposal=proposal,
                                       **(planner_overrides or {}))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,8 +28,11 @@ def view_panel(obs: dict[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([obs["pixels"], *(obs[k] for k in extra)], axis=0) if extra else obs["pixels"]
 
 
-def goal_images(goal: dict[str, Any]) -> dict[str, Any]:
-    """The image entries of a goal dict (``pixels`` and ``pixels_<camera>``): all the image-goal protocol sees."""
+def goal_images(goal: Any) -> Any:
+    """The image entries of a goal dict (``pixels`` and ``pixels_<camera>``): all the image-goal protocol sees.
+    A goal that is already an image is returned as it is."""
+    if not isinstance(goal, Mapping):
+        return goal
     return {k: v for k, v in goal.items() if k == "pixels" or k.startswith("pixels_")}
 
 

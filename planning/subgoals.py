@@ -37,6 +37,13 @@ def is_privileged(subgoals: str) -> bool:
     return check_mode(subgoals) != NONE
 
 
+def check_subgoal_steps(subgoals: str, requested: int | None) -> None:
+    """A step budget per sub-goal only means something when there are sub-goals: refuse it otherwise."""
+    if requested is not None and check_mode(subgoals) == NONE:
+        raise PlannerConfigError(f"--subgoal-steps applies to --subgoals {EXPERT_REPLAY} only (the image-goal "
+                                 "protocol plans towards one goal image)")
+
+
 def load_subgoals(subgoals: str, env_id: str, seed: int, render_size: int, cameras: tuple[str, ...] = ("front",)
                   ) -> list[dict[str, np.ndarray]] | None:
     """The goals to plan through: None for ``none`` (the env's goal image); for ``expert-replay`` the

@@ -114,6 +114,9 @@ def test_state_weight_without_the_privileged_protocol_is_one_line_exit_2(tiny_mo
     code, cap = run(simjepa_cli.main, ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "1", "--model", str(tiny_model),
                                        "--out", str(tmp_path / "y"), "--subgoals", "expert-replay", *TINY_PLANNER], capsys)
     assert code == 2 and "phases" in cap.err and cap.err.count("\n") == 1
+    code, cap = run(simjepa_cli.plan_episode_main, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                    "--out", str(tmp_path / "z"), "--subgoal-steps", "3"], capsys)
+    assert code == 2 and "expert-replay" in cap.err and cap.err.count("\n") == 1
 
 
 def test_plan_episode_bad_input_is_one_line_exit_2(tiny_model, tmp_path, capsys):

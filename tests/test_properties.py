@@ -149,5 +149,8 @@ def test_non_finite_inputs_raise_typed_errors_and_change_nothing(world_model, en
     state[index] = bad
     with pytest.raises(InvalidObservationError):
         agent.act({"pixels": obs["pixels"], "state": state}, info["goal"])
+    # The goal's state is privileged: the image-goal agent never reads it, the privileged one refuses it.
+    agent.act({"pixels": obs["pixels"], "state": np.zeros(7, np.float32)}, {"pixels": obs["pixels"], "state": state})
+    privileged = Agent(world_model, agent.config, privileged_goal_state=True)
     with pytest.raises(InvalidObservationError):
-        agent.act({"pixels": obs["pixels"], "state": np.zeros(7, np.float32)}, {"pixels": obs["pixels"], "state": state})
+        privileged.act({"pixels": obs["pixels"], "state": np.zeros(7, np.float32)}, {"pixels": obs["pixels"], "state": state})
