@@ -178,6 +178,15 @@ def _planner_options(fn):
                      help="none: the image-goal protocol (plan towards the env's one goal image). expert-replay: "
                           "PRIVILEGED, Push and PickPlace only: replay the scripted expert on the evaluated seed and "
                           "plan through its frames; results are labelled 'expert-replay (privileged)'."),
+        click.option("--proposal", type=click.Path(dir_okay=False), default=None,
+                     help="A proposal file from `simjepa train-proposal`: its actions seed every CEM search "
+                          "(initial mean, and --anchor-fraction of the samples drawn around it); the energy decides."),
+        click.option("--anchor-fraction", type=_Real(0, 1), default=None,
+                     help="With --proposal: share of each iteration's samples drawn around the proposal (default 0.25)."),
+        click.option("--anchor-std", type=_Real(0, 10), default=None,
+                     help="With --proposal: std of the samples drawn around the proposal (default 0.2)."),
+        click.option("--init-std", type=_Real(0, 10, min_open=True), default=None,
+                     help="CEM initial std of the translation dims (default 1.0, the full range)."),
         click.option("--subgoal-steps", type=EPISODE_STEPS, default=None,
                      help="With --subgoals expert-replay: steps on each sub-goal but the last, which keeps the rest "
                           "(default: the task's tuned budget, at most an even split of the episode)."),
@@ -187,9 +196,11 @@ def _planner_options(fn):
     return fn
 
 
-def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed) -> dict:
+def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction=None, anchor_std=None,
+               init_std=None) -> dict:
     return {"samples": samples, "iterations": iters, "topk": topk, "horizon": horizon, "metric": energy,
-            "state_weight": state_weight, "seed": planner_seed}
+            "state_weight": state_weight, "seed": planner_seed, "anchor_fraction": anchor_fraction,
+            "anchor_std": anchor_std, "init_std": init_std}
 
 
 @click.command("plan-episode", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -202,7 +213,8 @@ def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, energy, state_weight, planner_seed,
-                     max_steps, render_size, subgoals, subgoal_steps, landscape, quiet) -> None:
+                     max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std, subgoal_steps,
+                     landscape, quiet) -> None:
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
 
     Writes OUT/episode.mp4 (observation | goal, with step, energy and distance) and OUT/metrics.json
@@ -216,12 +228,15 @@ def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, en
       plan-episode --env simjepa/Push-v0 --seed 3 --model models/push --out runs/push3 --samples 200 --iters 5
       plan-episode --env simjepa/Reach-v0 --seed 0 --model default --out runs/ep0 --landscape
       plan-episode --env simjepa/Push-v0 --seed 3 --out runs/push3-replay --subgoals expert-replay   # privileged
+      plan-episode --env simjepa/Push-v0 --seed 500 --out runs/push500 --proposal runs/proposal.pt
     """
     from planning.plan_episode import plan_episode
 
-    m = plan_episode(env_id, seed, model, out, _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed),
+    m = plan_episode(env_id, seed, model, out,
+                     _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction, anchor_std,
+                                init_std),
                      max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
-                     landscape=landscape, progress=not quiet)
+                     landscape=landscape, progress=not quiet, proposal=proposal)
     click.echo(f"{'success' if m['success'] else 'failure'}: final distance {m['final_distance']:.3f} m after "
                f"{m['steps']} steps, {m['seconds_per_action']:.3f} s/action -> {out}")
 
@@ -239,13 +254,15 @@ def plan_episode_main(args: list[str] | None = None) -> None:
 @click.option("--episodes", type=EPISODES, required=True, help="Number of episodes.")
 @click.option("--seed-start", type=SEED, default=0, show_default=True, help="Seed of the first episode (then +1 each).")
 @click.option("--model", default="default", show_default=True, help="'default' or a checkpoint file / training run dir (planner only).")
-@click.option("--policy", type=click.Choice(["planner", "random", "expert"]), default="planner", show_default=True)
+@click.option("--policy", type=click.Choice(["planner", "random", "expert", "proposal"]), default="planner", show_default=True,
+              help="proposal: the --proposal network alone (the model's encoder, no world model search), a baseline.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder for results.json / results.md.")
 @click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Episodes run in parallel processes.")
 @_planner_options
 @_threads_option
 def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samples, iters, topk, horizon, energy,
-                 state_weight, planner_seed, max_steps, render_size, subgoals, subgoal_steps) -> None:
+                 state_weight, planner_seed, max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std,
+                 subgoal_steps) -> None:
     """Success rate and final distance of a policy over seeded episodes.
 
     Writes OUT/results.json (success_rate, mean_final_distance, episodes: one row per episode, protocol,
@@ -257,12 +274,16 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
     Examples:
       simjepa evaluate --env simjepa/Reach-v0 --episodes 50 --seed-start 1000 --model default --policy planner --out runs/eval
       simjepa evaluate --env simjepa/Push-v0 --episodes 20 --seed-start 0 --policy expert --out runs/push-expert --workers 2
+      simjepa evaluate --env simjepa/Push-v0 --episodes 10 --seed-start 500 --proposal runs/proposal.pt --out runs/push-prop
+      simjepa evaluate --env simjepa/Push-v0 --episodes 10 --seed-start 500 --policy proposal --proposal runs/proposal.pt --out runs/p
     """
     from planning.evaluate import evaluate
 
     r = evaluate(env_id, episodes, seed_start, policy, model, out, workers,
-                 _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed),
-                 max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps)
+                 _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction, anchor_std,
+                            init_std),
+                 max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
+                 proposal=proposal)
     click.echo(f"{policy} on {env_id}: success {r['success_rate']:.0%}, mean final distance "
                f"{r['mean_final_distance']:.3f} m over {episodes} episodes -> {out}")
 
@@ -400,6 +421,60 @@ def _record_search_budget(out: str, target_s: float) -> None:
     click.echo(f"planner defaults for this machine: {budget.samples} samples x {budget.iterations} iterations, "
                f"horizon {budget.horizon}, top {budget.topk} (~{budget.estimated_s:.2f} s/action predicted; "
                f"--samples/--iters/--horizon trade speed for success) -> {final}")
+
+
+# --- learned proposal: simjepa train-proposal (world_model/proposal.py) ---------------------------
+@cli.command("train-proposal")
+@click.option("--features", type=click.Path(file_okay=False), required=True, multiple=True,
+              help="Feature cache written by `simjepa encode` (repeat for several tasks; one encoder for all).")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="Proposal file; the resumable run state and log.jsonl go to OUT.run/ (resumed if present).")
+@click.option("--steps", type=STEPS, default=3000, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=BATCH, default=256, show_default=True, help="Samples per step.")
+@click.option("--lr", type=_Real(0, 10, min_open=True), default=1e-3, show_default=True,
+              help="Peak learning rate (linear warm-up, cosine to 0).")
+@click.option("--horizon", type=SMALL, default=4, show_default=True, help="Actions proposed per call.")
+@click.option("--pool-grid", type=SMALL, default=2, show_default=True,
+              help="Features per image: patch mean + a g x g grid of cell means.")
+@click.option("--hidden", type=_ints(1, 65_536), default=512, show_default=True, help="MLP width.")
+@click.option("--depth", type=SMALL, default=3, show_default=True, help="MLP hidden layers.")
+@click.option("--last-frame-prob", type=_Real(0, 1), default=0.5, show_default=True,
+              help="Share of hindsight goals that are the episode's last frame (else a uniform later frame).")
+@click.option("--val-fraction", type=_Real(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Episodes held out for the validation L1.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, split and batches.")
+@click.option("--ckpt-every", type=STEPS, default=250, show_default=True, help="Save resumable state every N steps.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_threads_option
+def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, hidden, depth, last_frame_prob,
+                       val_fraction, seed, ckpt_every, quiet) -> None:
+    """Train a goal-conditioned action proposal on frozen features (behaviour cloning, hindsight goals).
+
+    A small MLP maps (current frame's pooled features, the arm's proprio state[:7], a goal frame's
+    pooled features) to the next --horizon actions; goals are later frames of the same episode
+    (the last one with --last-frame-prob), L1 loss. Re-running the same command after a kill
+    resumes to the same weights. Use it with `--proposal OUT` on plan-episode / evaluate: it seeds
+    the CEM (the world model's energy still decides), or acts alone with `evaluate --policy proposal`.
+
+    \b
+    Examples:
+      simjepa train-proposal --features feats/push --features feats/pickplace --out runs/proposal.pt
+      simjepa train-proposal --features feats/push --out runs/p.pt --steps 500 --threads 1 --quiet
+      simjepa evaluate --env simjepa/Push-v0 --episodes 10 --seed-start 500 --proposal runs/proposal.pt --out runs/e
+    """
+    from world_model.proposal import ProposalTrainConfig, open_caches, train_proposal
+
+    cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, hidden=hidden, depth=depth, steps=steps,
+                              batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, val_fraction=val_fraction,
+                              seed=seed, ckpt_every=ckpt_every, progress=not quiet)
+    cfg.check()
+    summary = train_proposal(cfg, open_caches(features))
+    if "stopped_at" in summary:
+        click.echo(f"stopped at step {summary['stopped_at']} of {steps}; re-run the same command to resume -> {out}")
+        return
+    val = "n/a" if summary.get("val_l1") is None else f"{summary['val_l1']:.4f}"
+    click.echo(f"trained {steps} steps ({summary['params'] / 1e6:.2f}M params, {summary['train_episodes']} episodes): "
+               f"train L1 {summary['train_l1']:.4f}, val L1 {val} -> {out}")
 
 
 # --- encoder pretraining and probing: simjepa pretrain-encoder, simjepa probe (world_model/pretrain.py, probe.py)

@@ -139,6 +139,11 @@ class Agent:
     of imagined frames. Without one, the world model's ``info["action_scale"]`` is used, and failing
     that, imagined states are held at the observed state (with a warning).
 
+    ``proposal``: an initial-mean provider (:class:`planning.proposal.InitialMeanProvider`, e.g. a
+    trained proposal): at each re-plan its actions for the horizon are the CEM's initial mean (instead
+    of the warm start) and the anchor ``anchor_fraction`` of the samples are drawn around; the energy
+    still decides. It sees the first camera's features, ``state[:7]`` and the goal image's features.
+
     ``privileged_goal_state``: read the goal dict's ``state`` (the goal configuration's simulator
     state) for the energy's state term. Off by default (image-goal protocol): the goal's ``state`` is
     then never read, so garbage there changes nothing. ``state_weight > 0`` needs it on.
@@ -151,8 +156,10 @@ class Agent:
         action_scale: np.ndarray | None = None,
         advance_state: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
         privileged_goal_state: bool = False,
+        proposal: Any = None,
     ) -> None:
         self.world_model = world_model
+        self.proposal = proposal
         self.cameras: tuple[str, ...] = tuple(getattr(world_model, "cameras", None) or ("front",))
         self.config = config or PlannerConfig.from_flat(tuned_planner_defaults(getattr(world_model, "planner", None)))
         self.privileged_goal_state = bool(privileged_goal_state)
@@ -178,7 +185,7 @@ class Agent:
     @classmethod
     def from_pretrained(
         cls, model: str | Path = "default", action_scale: np.ndarray | None = None, env_id: str | None = None,
-        privileged_goal_state: bool = False, **planner_overrides: Any,
+        privileged_goal_state: bool = False, proposal: str | Path | None = None, **planner_overrides: Any,
     ) -> "Agent":
         """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply.
 
@@ -186,6 +193,7 @@ class Agent:
         (e.g. a bigger search for a task with short episodes); they apply on top of the model's general
         defaults and under ``planner_overrides``. The shipped default model records a bigger search for Reach.
         ``privileged_goal_state``: see the class doc (off: the image-goal protocol).
+        ``proposal``: a proposal file (``simjepa train-proposal``) seeding every search; see the class doc.
         """
         try:
             from world_model import load_world_model
@@ -194,7 +202,12 @@ class Agent:
 
         wm = load_world_model(model)
         config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)
-        return cls(wm, config, action_scale=action_scale, privileged_goal_state=privileged_goal_state)
+        prior = None
+        if proposal is not None:
+            from .proposal import load_prior
+
+            prior = load_prior(proposal, wm)
+        return cls(wm, config, action_scale=action_scale, privileged_goal_state=privileged_goal_state, proposal=prior)
 
     # -- state -------------------------------------------------------------------------------------
     def set_action_scale(self, action_scale: np.ndarray | None) -> None:
@@ -293,7 +306,11 @@ class Agent:
         init = shift_plan(self._prev_plan) if (self.config.cem.warm_start and self._prev_plan is not None) else None
         goal_t = None if goal_state is None else torch.from_numpy(goal_state).float()
         goals = [self.goal_features(g) for g in goal_frames]
-        result = self.planner.plan(contexts, goals, self.action_dim, goal_t, init, self.generator)
+        anchor = None
+        if self.proposal is not None:  # the initial-mean hook: the proposal seeds the search
+            anchor = self.proposal(feats[0, -1], self._states[-1], goals[0], self.config.cem.horizon)
+            init = anchor
+        result = self.planner.plan(contexts, goals, self.action_dim, goal_t, init, self.generator, anchor=anchor)
         steps = self.config.execute_steps
         self._prev_plan = torch.from_numpy(result.actions)
         if steps > 1:  # warm start from what remains after executing `steps` actions

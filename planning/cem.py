@@ -42,6 +42,10 @@ class CEMConfig:
     translation_only: bool = True
     warm_start: bool = True
     seed: int = 0
+    # seeding by a proposal (``cem(..., anchor=...)``): this fraction of each iteration's samples is drawn
+    # around the anchor with ``anchor_std`` instead of around the mean; unused without an anchor
+    anchor_fraction: float = 0.25
+    anchor_std: float = 0.2
 
     def validate(self) -> None:
         for name in ("samples", "iterations", "topk", "horizon"):
@@ -54,6 +58,9 @@ class CEMConfig:
         for name in ("momentum_mean", "momentum_std", "momentum_mean_gripper", "momentum_std_gripper"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise PlannerConfigError(f"CEM {name}={getattr(self, name)} must be in [0, 1)")
+        if not 0.0 <= self.anchor_fraction <= 1.0 or self.anchor_std < 0:
+            raise PlannerConfigError(f"CEM anchor_fraction={self.anchor_fraction} must be in [0, 1] and "
+                                     f"anchor_std={self.anchor_std} >= 0")
         if self.init_std <= 0 or self.gripper_init_std < 0 or self.min_std < 0:
             raise PlannerConfigError("CEM init_std must be > 0 and gripper_init_std, min_std >= 0")
         if not self.action_low < self.action_high:
@@ -110,8 +117,13 @@ def cem(
     config: CEMConfig,
     init_mean: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    anchor: torch.Tensor | None = None,
 ) -> CEMResult:
     """Minimise ``score(actions [S, H, A]) -> [S]`` (one call per iteration, all candidates at once).
+
+    ``anchor [H, A]``: a proposed plan (e.g. a learned proposal's actions); the last
+    ``anchor_fraction`` of each iteration's samples are drawn around it with ``anchor_std`` (the same
+    noise, rescaled), so the search keeps looking near the proposal while the energy decides.
 
     Deterministic given ``generator`` (seeded from ``config.seed`` when None). Iteration ``i`` draws
     the same noise whatever the total iteration count, so a longer search only adds candidates.
@@ -133,12 +145,19 @@ def cem(
     mom_mean = torch.where(is_gripper, config.momentum_mean_gripper, config.momentum_mean)  # [A]
     mom_std = torch.where(is_gripper, config.momentum_std_gripper, config.momentum_std)  # [A]
 
+    n_anchor = 0 if anchor is None else min(s - 1, int(round(config.anchor_fraction * s)))
+    if anchor is not None:
+        anchor = anchor.detach().float().reshape(h, a).clamp(config.action_low, config.action_high)
+
     best_plan, best_energy = mean.clone(), float("inf")
     per_iter: list[float] = []
     for _ in range(config.iterations):
         noise = torch.randn(s, h, a, generator=generator)  # [S, H, A]
         cand = mean + std * noise
         cand[0] = mean  # the current mean is always scored
+        if n_anchor:
+            cand[s - n_anchor:] = anchor + config.anchor_std * noise[s - n_anchor:]
+            cand[s - n_anchor] = anchor  # the proposal itself is always scored
         cand = cand.clamp(config.action_low, config.action_high)
         cand[..., frozen] = mean[:, frozen]
         e = score(cand).float()  # [S]

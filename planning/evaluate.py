@@ -15,7 +15,7 @@ from .errors import PlannerConfigError
 from .provenance import command_line, git_commit, model_identity
 from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
 
-POLICIES = ("planner", "random", "expert")
+POLICIES = ("planner", "random", "expert", "proposal")
 DEFAULT_RENDER_SIZE = 256  # baselines without a model: the env's default
 
 # per-process state of a worker: (env, policy, settings)
@@ -23,13 +23,22 @@ _WORKER: dict[str, Any] = {}
 
 
 def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dict[str, Any] | None,
-                env_id: str | None = None, privileged_goal_state: bool = False) -> Any:
+                env_id: str | None = None, privileged_goal_state: bool = False, proposal: str | None = None) -> Any:
     from .agent import Agent
     from .policies import ExpertPolicy, RandomPolicy
 
     if policy == "planner":
         return Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged_goal_state,
-                                     **(planner_overrides or {}))
+                                     proposal=proposal, **(planner_overrides or {}))
+    if policy == "proposal":  # the proposal alone: the model's encoder, no predictor, no search
+        from world_model import load_world_model
+
+        from .proposal import ProposalPolicy, load_prior
+
+        if proposal is None:
+            raise PlannerConfigError("--policy proposal needs --proposal FILE (a `simjepa train-proposal` output)")
+        wm = load_world_model(model)
+        return ProposalPolicy(wm, load_prior(proposal, wm))
     if policy == "random":
         return RandomPolicy(env)
     if policy == "expert":
@@ -46,11 +55,13 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
         torch.set_num_threads(threads)
     settings = dict(settings)
     agent = None
-    if settings["policy"] == "planner":  # loaded first: its input size is the default render size
-        agent = make_policy("planner", None, settings["model"], settings["planner_overrides"],
-                            settings["env_id"], is_privileged(settings["subgoals"]))
+    if settings["policy"] in ("planner", "proposal"):  # loaded first: its input size is the default render size
+        agent = make_policy(settings["policy"], None, settings["model"], settings["planner_overrides"],
+                            settings["env_id"], is_privileged(settings["subgoals"]), settings.get("proposal"))
         settings["render_size"] = settings["render_size"] or int(agent.world_model.image_size)
         settings["model_identity"] = model_identity(settings["model"], agent.world_model)
+        prior = getattr(agent, "proposal", None) or getattr(agent, "prior", None)
+        settings["proposal_identity"] = prior.identity() if prior is not None else None
     settings["render_size"] = settings["render_size"] or DEFAULT_RENDER_SIZE
     cameras = agent.cameras if agent is not None else ("front",)  # a two-view model sees both views
     settings["cameras"] = cameras
@@ -85,6 +96,7 @@ def _episode(seed: int) -> dict[str, Any]:
     config = getattr(policy, "config", None)
     return {
         "planner": config.to_flat() if hasattr(config, "to_flat") else None, "model": st.get("model_identity"),
+        "proposal": st.get("proposal_identity"),
         "seed": seed, "success": m["success"], "final_distance": m["final_distance"],
         "initial_distance": m["initial_distance"], "steps": m["steps"], "seconds_per_action": m["seconds_per_action"],
         "final_energy": energies[-1] if energies else None, "render_size": st["render_size"], "subgoal_steps": per_goal,
@@ -130,13 +142,15 @@ def evaluate(
     subgoal_steps_per_goal: int | None = None,
     progress: bool = True,
     command: str | None = None,
+    proposal: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes (seeds ``seed_start ...``), in ``workers`` processes.
 
     ``render_size`` None: the planner's model input size (256 for baselines). Each worker loads the
     env and policy once and uses ``torch.set_num_threads(cores // workers)`` so parallel episodes do
     not oversubscribe the CPU. ``subgoals``: ``"none"`` (image-goal protocol) or ``"expert-replay"``
-    (privileged, planner only; see :mod:`planning.subgoals`). Writes ``results.json`` and ``results.md``
+    (privileged, planner only; see :mod:`planning.subgoals`). ``proposal``: a proposal file seeding the
+    planner's search, or, with ``policy="proposal"``, acting alone (the model's encoder, no search). Writes ``results.json`` and ``results.md``
     (also after each episode, marked ``"complete": false``, so a killed run keeps what finished), with the
     protocol, command, commit, model identity and seeds.
     """
@@ -148,11 +162,16 @@ def evaluate(
         raise PlannerConfigError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
     if is_privileged(subgoals) and policy != "planner":
         raise PlannerConfigError(f"--subgoals {subgoals} applies to --policy planner only")
+    if proposal is not None and policy not in ("planner", "proposal"):
+        raise PlannerConfigError(f"--proposal applies to --policy planner or proposal, not {policy}")
+    if policy == "proposal" and proposal is None:
+        raise PlannerConfigError("--policy proposal needs --proposal FILE (a `simjepa train-proposal` output)")
     check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     header = {"env": env_id, "policy": policy, "protocol": _protocol_of(policy, subgoals),
               "command": command if command is not None else command_line(), "commit": git_commit()}
     settings = dict(env_id=env_id, policy=policy, model=str(model), planner_overrides=planner_overrides or {},
-                    max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps=subgoal_steps_per_goal)
+                    max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps=subgoal_steps_per_goal,
+                    proposal=None if proposal is None else str(proposal))
     seeds = list(range(seed_start, seed_start + episodes))
     workers = min(workers, episodes)
     if out is not None:
@@ -201,7 +220,7 @@ def evaluate(
 
 def _protocol_of(policy: str, subgoals: str) -> str:
     """The planner's protocol; the baselines' own names (the expert reads the simulator state by design)."""
-    if policy == "planner":
+    if policy in ("planner", "proposal"):
         return protocol(subgoals)
     return "expert (privileged: simulator state)" if policy == "expert" else "random"
 
@@ -209,13 +228,15 @@ def _protocol_of(policy: str, subgoals: str) -> str:
 def _results(run: dict[str, Any], rows: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
     """The results dict of the episodes run so far (``complete`` False while seeds remain)."""
     rows = [dict(r) for r in rows]
-    planner, model = rows[0]["planner"], rows[0]["model"]  # what actually ran; the same in every row
+    planner, model, prop = rows[0]["planner"], rows[0]["model"], rows[0].get("proposal")  # the same in every row
     for row in rows:
         del row["planner"], row["model"]
+        row.pop("proposal", None)
     settings = {k: v for k, v in run["settings"].items() if k not in ("env_id", "model_identity")}
     settings["render_size"] = rows[0]["render_size"]
     seeds = run["seeds"]
-    return {**run["header"], "model": model if run["settings"]["policy"] == "planner" else None,
+    return {**run["header"], "model": model if run["settings"]["policy"] in ("planner", "proposal") else None,
+            "proposal": prop,
             "planner": planner, "seed_start": seeds[0], "seeds": [r["seed"] for r in rows], "seeds_requested": seeds,
             "complete": complete, **summarize(rows), "seconds": time.perf_counter() - run["t0"],
             "settings": settings, "episodes": rows}

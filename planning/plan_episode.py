@@ -49,10 +49,12 @@ def plan_episode(
     landscape: bool = False,
     progress: bool = True,
     agent: Agent | None = None,
+    proposal: str | Path | None = None,
 ) -> dict[str, Any]:
     """Plan one episode with the world model ``model`` and write its video and metrics into ``out``.
 
     ``agent``: an already built agent to use instead of loading ``model`` (its config wins).
+    ``proposal``: a proposal file (``simjepa train-proposal``) that seeds every CEM search.
     ``subgoals``: ``"none"`` (the image-goal protocol) or ``"expert-replay"`` (privileged; see
     :mod:`planning.subgoals`); metrics.json records the protocol either way.
     ``subgoal_steps_per_goal``: steps on each sub-goal but the last (default :func:`subgoal_steps`).
@@ -66,7 +68,8 @@ def plan_episode(
     privileged = is_privileged(subgoals)  # also rejects an unknown mode before anything loads
     check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     if agent is None:
-        agent = Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged, **(planner_overrides or {}))
+        agent = Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged, proposal=proposal,
+                                      **(planner_overrides or {}))
     if render_size is None:
         render_size = int(agent.world_model.image_size)
     env = make_env(env_id, render_size=render_size, max_episode_steps=max_steps, cameras=agent.cameras)
@@ -106,6 +109,7 @@ def plan_episode(
     metrics.update(env=env_id, protocol=protocol(subgoals), subgoals=subgoals, seed=int(seed),
                    command=command_line(), commit=git_commit(), model=model_identity(model, agent.world_model),
                    render_size=render_size, planner=agent.config.to_flat(),
-                   n_subgoals=0 if goals is None else len(goals), subgoal_steps=sub_steps)
+                   n_subgoals=0 if goals is None else len(goals), subgoal_steps=sub_steps,
+                   proposal=agent.proposal.identity() if hasattr(agent.proposal, "identity") else None)
     write_json(out / "metrics.json", metrics)
     return metrics

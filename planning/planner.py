@@ -140,11 +140,13 @@ class LatentPlanner:
         goal_state: torch.Tensor | None = None,
         init_mean: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        anchor: torch.Tensor | None = None,
     ) -> PlanResult:
         """Search a plan from ``context`` towards layer-normed ``goal_feats [N, D]``.
 
         Several cameras: one context and one goal per camera; a plan's energy is the mean over the
-        cameras of its energy in each (one predictor imagines every view).
+        cameras of its energy in each (one predictor imagines every view). ``anchor [H, A]``: a proposed
+        plan some samples are drawn around (see :func:`planning.cem.cem`).
         """
         contexts = [context] if isinstance(context, Context) else list(context)
         goals = [goal_feats] if isinstance(goal_feats, torch.Tensor) else list(goal_feats)
@@ -158,5 +160,5 @@ class LatentPlanner:
             calls += actions.shape[1] * len(contexts)  # imagine() makes one batched predictor call per horizon step
             return self.score_views(contexts, goals, goal_state, actions)
 
-        res = cem(score, action_dim, self.config.cem, init_mean=init_mean, generator=generator)
+        res = cem(score, action_dim, self.config.cem, init_mean=init_mean, generator=generator, anchor=anchor)
         return PlanResult(res.plan.numpy().astype(np.float32), res.energy, res.iteration_energies, calls, res)

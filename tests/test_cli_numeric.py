@@ -19,6 +19,9 @@ ZERO_OK = {
     ("train", "--seed"), ("train", "--plan-seconds"), ("train", "--rollout"), ("train", "--val-fraction"), ("train", "--workers"),
     ("pretrain-encoder", "--seed"), ("pretrain-encoder", "--warmup"),
     ("probe", "--seed-start"), ("probe", "--motion"), ("collect", "--seed-start"),
+    ("plan-episode", "--anchor-fraction"), ("plan-episode", "--anchor-std"),
+    ("evaluate", "--anchor-fraction"), ("evaluate", "--anchor-std"),
+    ("train-proposal", "--seed"), ("train-proposal", "--val-fraction"), ("train-proposal", "--last-frame-prob"),
 }
 HUGE = "1000000000000"
 

@@ -1,0 +1,392 @@
+"""A goal-conditioned action proposal on frozen features (``simjepa train-proposal``).
+
+Why: flat CEM over a 2-step horizon cannot see a push or a grasp happen, so from one goal image its
+energy pulls the arm into the goal's arm pose. A small MLP that maps (current features, the arm's
+proprioception, goal features) to the next few actions, trained by behaviour cloning with hindsight
+goals on the same feature caches ``simjepa train`` uses, proposes where the search should look; the
+planner's L1 energy still decides (TD-MPC2 seeds its MPPI with a policy the same way; a GC-IDM
+distilled from LeWM features plays the same role).
+
+Inputs per image: the layer-normed features ``[N, D]`` of one frame are pooled to the mean over all
+patches plus a ``pool_grid x pool_grid`` grid of cell means (``(1 + g*g) * D`` numbers), so the
+network sees where things are without taking every patch token. The network takes
+``[current, goal, goal - current, normalised proprio]`` and outputs ``horizon`` actions in [-1, 1].
+
+Training: episode ``e``, step ``t``, goal frame ``g`` in ``(t, T]`` (the last frame with probability
+``last_frame_prob``, else uniform): predict ``actions[t : t + horizon]`` (steps past the episode end
+are masked), L1 loss. Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
+and re-run resumes to the same weights as an uninterrupted one (state in ``OUT.run/state.pt``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simjepa_core.errors import SimjepaError
+
+from .checkpoints import CheckpointError, load_file, read_model, save_file, save_model
+
+PROPOSAL_KIND = "proposal"
+PROPRIO_DIM = 7  # the arm's own state: end-effector position, euler orientation, gripper opening
+
+
+class ProposalError(SimjepaError):
+    """Bad proposal input: caches that cannot train one, a run of other settings, a wrong file."""
+
+
+@dataclass
+class ProposalNetConfig:
+    """Shape of the network (stored in the proposal file)."""
+
+    feat_dim: int
+    grid: tuple[int, int]
+    action_dim: int = 7
+    state_dim: int = PROPRIO_DIM
+    horizon: int = 4
+    pool_grid: int = 2
+    hidden: int = 512
+    depth: int = 3
+
+    @property
+    def pooled_dim(self) -> int:
+        return (1 + self.pool_grid * self.pool_grid) * self.feat_dim
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ProposalNetConfig":
+        d = dict(d)
+        d["grid"] = tuple(int(g) for g in d["grid"])
+        return cls(**d)
+
+
+def pool_features(feats: torch.Tensor, grid: tuple[int, int], pool_grid: int) -> torch.Tensor:
+    """Layer-normed features ``[..., N, D]`` (N = grid h * w) -> ``[..., (1 + g*g) * D]``: patch mean + cell means.
+
+    The layer norm is applied here (without affine), so raw cache features and the planner's
+    already layer-normed ones give the same input.
+    """
+    h, w = grid
+    if feats.shape[-2] != h * w:
+        raise ProposalError(f"features have {feats.shape[-2]} tokens per frame, the proposal expects a {h}x{w} grid")
+    x = F.layer_norm(feats.float(), feats.shape[-1:])
+    lead = x.shape[:-2]
+    d = x.shape[-1]
+    mean = x.mean(-2)
+    cells = x.reshape(-1, h, w, d).permute(0, 3, 1, 2)  # [B, D, h, w]
+    cells = F.adaptive_avg_pool2d(cells, pool_grid).permute(0, 2, 3, 1).reshape(*lead, pool_grid * pool_grid * d)
+    return torch.cat([mean, cells], dim=-1)
+
+
+class ProposalNet(nn.Module):
+    """``(pooled current [B, P], proprio [B, S], pooled goal [B, P]) -> actions [B, H, A]`` in [-1, 1]."""
+
+    def __init__(self, config: ProposalNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        p = config.pooled_dim
+        layers: list[nn.Module] = [nn.Linear(3 * p + config.state_dim, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
+        for _ in range(config.depth - 1):
+            layers += [nn.Linear(config.hidden, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
+        layers.append(nn.Linear(config.hidden, config.horizon * config.action_dim))
+        self.mlp = nn.Sequential(*layers)
+        # proprio normalisation, fitted on the training data (saved with the weights)
+        self.register_buffer("state_mean", torch.zeros(config.state_dim))
+        self.register_buffer("state_std", torch.ones(config.state_dim))
+
+    def forward(self, cur: torch.Tensor, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        s = (state.float() - self.state_mean) / self.state_std
+        x = torch.cat([cur, goal, goal - cur, s], dim=-1)
+        out = torch.tanh(self.mlp(x))
+        return out.reshape(*out.shape[:-1], self.config.horizon, self.config.action_dim)
+
+    @torch.no_grad()
+    def propose(self, feats: torch.Tensor, state: torch.Tensor | np.ndarray, goal_feats: torch.Tensor) -> torch.Tensor:
+        """One frame's features ``[N, D]``, its proprio ``[>=S]`` and the goal's features ``[N, D]`` -> ``[H, A]``."""
+        c = self.config
+        dev = self.state_mean.device
+        cur = pool_features(feats.to(dev)[None], c.grid, c.pool_grid)
+        goal = pool_features(goal_feats.to(dev)[None], c.grid, c.pool_grid)
+        st = torch.as_tensor(np.asarray(state, dtype=np.float32)[: c.state_dim], device=dev)[None]
+        return self(cur, st, goal)[0].cpu()
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# --- loading ----------------------------------------------------------------------------------------
+def load_proposal(path: str | Path) -> ProposalNet:
+    """A proposal file written by :func:`train_proposal`; ``.encoder`` holds the encoder identity it needs."""
+    obj = read_model(path, PROPOSAL_KIND)
+    try:
+        net = ProposalNet(ProposalNetConfig.from_dict(obj["config"]))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: proposal config unreadable ({exc}); re-train it with `simjepa train-proposal`") from None
+    from .checkpoints import load_weights
+
+    load_weights(net, obj["state_dict"], f"proposal {path}")
+    net.encoder = dict(obj.get("encoder") or {})  # type: ignore[attr-defined]
+    net.info = dict(obj.get("info") or {})  # type: ignore[attr-defined]
+    return net.eval()
+
+
+# --- data -------------------------------------------------------------------------------------------
+@dataclass
+class PooledEpisode:
+    """One episode's pooled features ``[T+1, P]`` (fp16), proprio ``[T+1, S]`` and actions ``[T, A]``."""
+
+    pooled: torch.Tensor
+    proprio: torch.Tensor
+    actions: torch.Tensor
+
+
+def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False) -> tuple[list[PooledEpisode], dict[str, Any]]:
+    """Pool every episode of the feature caches (``FeatureCache``-like: ``episodes``, ``episode(i)``,
+    ``grid``, ``dim``, ``encoder``) once; all must come from one encoder and share grid and dim."""
+    if not sources:
+        raise ProposalError("no feature caches given; pass --features DIR (a cache written by `simjepa encode`)")
+    first = sources[0]
+    for src in sources[1:]:
+        if src.encoder.get("weights_hash") != first.encoder.get("weights_hash"):
+            raise ProposalError(
+                f"feature caches come from different encoders ({first.encoder.get('name')!r} "
+                f"[{first.encoder.get('weights_hash')}] and {src.encoder.get('name')!r} [{src.encoder.get('weights_hash')}]); "
+                "encode every dataset with the same --encoder"
+            )
+        if tuple(src.grid) != tuple(first.grid) or int(src.dim) != int(first.dim):
+            raise ProposalError(f"feature caches differ in grid or dim ({first.grid}/{first.dim} vs {src.grid}/{src.dim})")
+    grid = tuple(int(g) for g in first.grid)
+    if min(grid) < pool_grid:
+        raise ProposalError(f"pool grid {pool_grid} is finer than the feature grid {grid}; use a smaller --pool-grid")
+    jobs = [(src, i) for src in sources for i in src.episodes]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="pool features", unit="ep")
+    episodes: list[PooledEpisode] = []
+    action_dim = None
+    for src, i in jobs:
+        feats, actions, states = src.episode(i)
+        if action_dim is None:
+            action_dim = int(actions.shape[-1])
+        if states.shape[-1] < PROPRIO_DIM or actions.shape[0] < 1:
+            raise ProposalError(f"episode {i} of {getattr(src, 'root', src)} has state dim {states.shape[-1]} or no "
+                                f"actions; the proposal needs the arm's 7-D proprio and at least one step")
+        with torch.no_grad():
+            pooled = pool_features(torch.from_numpy(np.asarray(feats, dtype=np.float32)), grid, pool_grid)
+        episodes.append(PooledEpisode(pooled.half(), torch.from_numpy(np.asarray(states[:, :PROPRIO_DIM], np.float32)),
+                                      torch.from_numpy(np.asarray(actions, np.float32))))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    meta = {"grid": list(grid), "feat_dim": int(first.dim), "action_dim": int(action_dim or 7),
+            "encoder": {k: first.encoder[k] for k in ("name", "config", "weights_hash") if k in first.encoder},
+            "sources": [str(getattr(s, "root", s)) for s in sources], "episodes": len(episodes)}
+    return episodes, meta
+
+
+def sample_batch(episodes: Sequence[PooledEpisode], ids: Sequence[int], size: int, horizon: int, last_frame_prob: float,
+                 gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Hindsight-goal batch: ``(cur [B, P], proprio [B, S], goal [B, P], actions [B, H, A], mask [B, H])``."""
+    pick = torch.randint(len(ids), (size,), generator=gen)
+    u = torch.rand(size, 3, generator=gen)
+    cur, st, goal, act, mask = [], [], [], [], []
+    for b in range(size):
+        ep = episodes[ids[int(pick[b])]]
+        n = ep.actions.shape[0]  # T
+        t = min(int(u[b, 0] * n), n - 1)
+        g = n if float(u[b, 1]) < last_frame_prob else t + 1 + min(int(u[b, 2] * (n - t)), n - t - 1)
+        a = ep.actions[t:t + horizon]
+        m = torch.zeros(horizon)
+        m[: a.shape[0]] = 1.0
+        if a.shape[0] < horizon:
+            a = torch.cat([a, a.new_zeros(horizon - a.shape[0], a.shape[1])])
+        cur.append(ep.pooled[t])
+        goal.append(ep.pooled[g])
+        st.append(ep.proprio[t])
+        act.append(a)
+        mask.append(m)
+    return (torch.stack(cur).float(), torch.stack(st), torch.stack(goal).float(), torch.stack(act), torch.stack(mask))
+
+
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return ((pred - target).abs().mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+# --- training ---------------------------------------------------------------------------------------
+@dataclass
+class ProposalTrainConfig:
+    """Training settings. ``out`` is the final proposal file; the resumable run state lives in ``out.run/``."""
+
+    out: str
+    horizon: int = 4
+    pool_grid: int = 2
+    hidden: int = 512
+    depth: int = 3
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    last_frame_prob: float = 0.5
+    val_fraction: float = 0.1
+    seed: int = 0
+    ckpt_every: int = 250
+    stop_after: int | None = None  # stop (as if killed) after this many steps; for tests and time-boxed runs
+    progress: bool = True
+
+    def check(self) -> None:
+        for name in ("horizon", "pool_grid", "hidden", "depth", "steps", "batch_size", "ckpt_every"):
+            if int(getattr(self, name)) < 1:
+                raise ProposalError(f"{name}={getattr(self, name)} must be >= 1")
+        if not 0.0 <= self.last_frame_prob <= 1.0:
+            raise ProposalError(f"last_frame_prob={self.last_frame_prob} must be in [0, 1]")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ProposalError(f"val_fraction={self.val_fraction} must be in [0, 1)")
+        if not self.lr > 0:
+            raise ProposalError(f"lr={self.lr} must be > 0")
+        if Path(self.out).is_dir():
+            raise ProposalError(f"--out {self.out} is a directory; pass a file name such as {Path(self.out) / 'proposal.pt'}")
+
+    def identity(self) -> dict[str, Any]:
+        """Settings that must match for a run to resume (not the step budget or stop point)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
+
+
+def _lr_at(step: int, cfg: ProposalTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    n_val = int(round(n * val_fraction)) if n > 1 else 0
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _val_loss(net: ProposalNet, episodes: Sequence[PooledEpisode], ids: Sequence[int], cfg: ProposalTrainConfig) -> float | None:
+    if not ids:
+        return None
+    gen = torch.Generator().manual_seed(cfg.seed + 7_777_777)  # the same held-out batch every time
+    cur, st, goal, act, mask = sample_batch(episodes, ids, 1024, cfg.horizon, cfg.last_frame_prob, gen)
+    with torch.no_grad():
+        return float(masked_l1(net(cur, st, goal), act, mask))
+
+
+def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str, Any]:
+    """Train (or resume) a proposal on feature caches; writes ``cfg.out`` when all steps are done.
+
+    Returns a summary: ``steps``, ``train_l1``, ``val_l1``, ``params``; ``stopped_at`` when ``stop_after`` cut it.
+    """
+    cfg.check()
+    torch.manual_seed(cfg.seed)
+    episodes, meta = pool_sources(sources, cfg.pool_grid, progress=cfg.progress)
+    if not episodes:
+        raise ProposalError("the feature caches hold no episodes; run `simjepa encode` first")
+    net_cfg = ProposalNetConfig(feat_dim=meta["feat_dim"], grid=tuple(meta["grid"]), action_dim=meta["action_dim"],
+                                horizon=cfg.horizon, pool_grid=cfg.pool_grid, hidden=cfg.hidden, depth=cfg.depth)
+    net = ProposalNet(net_cfg)
+    all_states = torch.cat([e.proprio for e in episodes])
+    net.state_mean.copy_(all_states.mean(0))
+    net.state_std.copy_(all_states.std(0).clamp_min(1e-3))
+    train_ids, val_ids = _split(len(episodes), cfg.val_fraction, cfg.seed)
+    if not train_ids:
+        raise ProposalError("no training episodes left after the validation split; pass more episodes or --val-fraction 0")
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    run = Path(str(cfg.out) + ".run")
+    run.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = run / "state.pt", run / "log.jsonl"
+    identity = {**cfg.identity(), "data": meta["sources"], "episodes": meta["episodes"],
+                "encoder_hash": meta["encoder"].get("weights_hash")}
+    step = 0
+    if state_path.is_file():
+        state = load_file(state_path)
+        if state.get("identity") != json.loads(json.dumps(identity)):
+            raise ProposalError(
+                f"{run} holds a run of other settings or data; pass a new --out or delete {run} to start over"
+            )
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+        _truncate_log(log_path, step)
+
+    def save_state() -> None:
+        save_file({"identity": json.loads(json.dumps(identity)), "model": net.state_dict(), "opt": opt.state_dict(),
+                   "step": step}, state_path)
+
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="train proposal", unit="step")
+    t0 = time.perf_counter()
+    last = None
+    stop = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
+    net.train()
+    while step < stop:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        cur, st, goal, act, mask = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        loss = masked_l1(net(cur, st, goal), act, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        last = float(loss.detach())
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(l1=f"{last:.4f}")
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            net.eval()
+            row = {"step": step, "train_l1": last, "val_l1": _val_loss(net, episodes, val_ids, cfg),
+                   "lr": _lr_at(step - 1, cfg), "seconds": time.perf_counter() - t0}
+            net.train()
+            with open(log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            save_state()
+    if bar is not None:
+        bar.close()
+    net.eval()
+    summary: dict[str, Any] = {"steps": step, "train_l1": last, "params": net.n_params(),
+                               "train_episodes": len(train_ids), "val_episodes": len(val_ids)}
+    if step < cfg.steps:
+        save_state()
+        summary["stopped_at"] = step
+        return summary
+    summary["val_l1"] = _val_loss(net, episodes, val_ids, cfg)
+    info = {"train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "stop_after")}, "data": meta["sources"],
+            "summary": summary}
+    save_model(cfg.out, PROPOSAL_KIND, asdict(net_cfg), net, encoder=meta["encoder"], info=info)
+    return summary
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows past the resumed step (written after the last saved state)."""
+    if not path.is_file():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(r + "\n" for r in rows))
+
+
+def open_caches(dirs: Sequence[str | Path]) -> list[Any]:
+    """Open feature caches (refusing missing or empty ones with a clear error)."""
+    from .feature_cache import FeatureCache
+
+    caches = [FeatureCache.open(d) for d in dirs]
+    for c, d in zip(caches, dirs):
+        if len(c) == 0:
+            raise ProposalError(f"feature cache {d} holds no episodes; run `simjepa encode` to fill it")
+    return caches
