@@ -24,3 +24,25 @@ def cli_exit_code(args: list[str]) -> int:
     except SystemExit as exc:
         return exc.code
     return 0
+
+
+class StateTrap(dict):
+    """A goal dict whose ``state`` cannot be read: any access to it fails the test (the image-goal
+    protocol forbids it). Iterating over the whole dict fails too, since that would read it."""
+
+    def _trap(self, key):
+        if key == "state":
+            raise AssertionError("the image-goal planning path read goal['state']")
+
+    def __getitem__(self, key):
+        self._trap(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._trap(key)
+        return super().get(key, default)
+
+    def items(self):
+        raise AssertionError("the image-goal planning path iterated over the whole goal dict")
+
+    values = items

@@ -11,6 +11,7 @@ from planning.energy import EnergyConfig, energy, normalize_reps
 from planning.errors import PlannerConfigError
 from planning.toy import ToyReachEnv, ToyWorldModel, toy_advance_state
 from simjepa_core.errors import SimjepaError
+from tests.helpers import StateTrap
 
 SMALL = dict(samples=64, iterations=5, topk=8)
 
@@ -179,27 +180,6 @@ def test_subgoals_switch_after_step_budget():
     subgoals = [{"pixels": world.render(np.array([0.0, 0.0, 0.05 * k, 0, 0, 0, -1.0]))} for k in (1, 2)]
     m = planning.rollout(env, agent, seed=0, subgoals=subgoals, subgoal_steps=2, stop_on_success=False)
     assert m["subgoal"] == [0, 0, 1, 1, 1, 1]
-
-
-class StateTrap(dict):
-    """A goal dict whose ``state`` cannot be read: any access to it fails the test."""
-
-    def _trap(self, key):
-        if key == "state":
-            raise AssertionError("the image-goal planner read goal['state']")
-
-    def __getitem__(self, key):
-        self._trap(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self._trap(key)
-        return super().get(key, default)
-
-    def items(self):
-        raise AssertionError("the image-goal planner iterated over the whole goal dict")
-
-    values = items
 
 
 def _actions(agent, obs, goal, steps=3):

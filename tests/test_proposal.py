@@ -12,7 +12,7 @@ from planning.cem import CEMConfig, cem
 from planning.planner import PlannerConfig
 from planning.proposal import ProposalPolicy, ProposalPrior, fit_horizon
 from planning.toy import ToyWorldModel, toy_advance_state
-from tests.helpers import cli_exit_code
+from tests.helpers import StateTrap, cli_exit_code
 from world_model.checkpoints import load_file
 from world_model.proposal import (ProposalError, ProposalNet, ProposalNetConfig, ProposalTrainConfig, load_proposal,
                                   pool_features, train_proposal)
@@ -142,27 +142,6 @@ def test_the_energy_still_decides_over_a_bad_proposal():
     obs = {"pixels": world.render(np.zeros(7)), "state": np.zeros(7, np.float32)}
     action = agent.act(obs, world.render(np.array([-0.06, 0, 0, 0, 0, 0, -1.0])))
     assert action[0] < 0.0  # the proposal says +x; the energy picks a plan towards the goal at -x
-
-
-class StateTrap(dict):
-    """A goal dict whose ``state`` cannot be read."""
-
-    def _trap(self, key):
-        if key == "state":
-            raise AssertionError("the proposal path read goal['state']")
-
-    def __getitem__(self, key):
-        self._trap(key)
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self._trap(key)
-        return super().get(key, default)
-
-    def items(self):
-        raise AssertionError("the proposal path iterated over the whole goal dict")
-
-    values = items
 
 
 def _toy_net() -> ProposalNet:
