@@ -32,11 +32,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from simjepa_core.errors import SimjepaError
+from simjepa_core.state_layout import PROPRIO_DIM
 
-from .checkpoints import CheckpointError, load_file, read_model, save_file, save_model
+from .checkpoints import CheckpointError, read_model, save_model
+from .training_loop import RunState, SkippedBatches, adamw, set_lr, write_row
 
 PROPOSAL_KIND = "proposal"
-PROPRIO_DIM = 7  # the arm's own state: end-effector position, euler orientation, gripper opening
+STATE_FORMAT = "simjepa/proposal-state"
 
 
 class ProposalError(SimjepaError):
@@ -303,28 +305,19 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     train_ids, val_ids = _split(len(episodes), cfg.val_fraction, cfg.seed)
     if not train_ids:
         raise ProposalError("no training episodes left after the validation split; pass more episodes or --val-fraction 0")
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw([net], cfg.lr, cfg.weight_decay)
 
-    run = Path(str(cfg.out) + ".run")
-    run.mkdir(parents=True, exist_ok=True)
-    state_path, log_path = run / "state.pt", run / "log.jsonl"
-    identity = {**cfg.identity(), "data": meta["sources"], "episodes": meta["episodes"],
-                "encoder_hash": meta["encoder"].get("weights_hash")}
+    run_dir = Path(str(cfg.out) + ".run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    identity = json.loads(json.dumps({**cfg.identity(), "data": meta["sources"], "episodes": meta["episodes"],
+                                      "encoder_hash": meta["encoder"].get("weights_hash")}))
+    run = RunState(run_dir / "state.pt", run_dir / "log.jsonl", STATE_FORMAT, identity, every=cfg.ckpt_every,
+                   last=cfg.steps, error=ProposalError, what="proposal training state", where=str(run_dir))
+    skipped = SkippedBatches(ProposalError, "the loss diverged; lower --lr and rerun with a new --out")
     step = 0
-    if state_path.is_file():
-        state = load_file(state_path)
-        if state.get("identity") != json.loads(json.dumps(identity)):
-            raise ProposalError(
-                f"{run} holds a run of other settings or data; pass a new --out or delete {run} to start over"
-            )
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step = int(state["step"])
-        _truncate_log(log_path, step)
-
-    def save_state() -> None:
-        save_file({"identity": json.loads(json.dumps(identity)), "model": net.state_dict(), "opt": opt.state_dict(),
-                   "step": step}, state_path)
+    state = run.load()
+    if state is not None:  # batches are drawn from a generator seeded by (seed, step): no RNG state to restore
+        step, skipped.count = run.restore(state, {"model": net}, opt, {})
 
     bar = None
     if cfg.progress:
@@ -335,35 +328,36 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     last = None
     stop = cfg.steps if cfg.stop_after is None else min(cfg.steps, cfg.stop_after)
     net.train()
-    while step < stop:
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        cur, st, goal, act, mask = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen)
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, cfg)
-        loss = masked_l1(net(cur, st, goal), act, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        last = float(loss.detach())
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(l1=f"{last:.4f}")
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            net.eval()
-            row = {"step": step, "train_l1": last, "val_l1": _val_loss(net, episodes, val_ids, cfg),
-                   "lr": _lr_at(step - 1, cfg), "seconds": time.perf_counter() - t0}
-            net.train()
-            with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            save_state()
+    with run.log(step) as log:
+        while step < stop:
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            cur, st, goal, act, mask = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen)
+            set_lr(opt, _lr_at(step, cfg))
+            loss = masked_l1(net(cur, st, goal), act, mask)
+            step += 1
+            if not torch.isfinite(loss):
+                skipped.skip(step, "loss")
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                last = float(loss.detach())
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(l1=f"{last:.4f}" if last is not None else "-")
+            if run.due(step):
+                net.eval()
+                write_row(log, {"step": step, "train_l1": last, "val_l1": _val_loss(net, episodes, val_ids, cfg),
+                                "lr": _lr_at(step - 1, cfg), "seconds": time.perf_counter() - t0})
+                net.train()
+                run.save(step, skipped.count, {"model": net}, opt, {})
     if bar is not None:
         bar.close()
     net.eval()
     summary: dict[str, Any] = {"steps": step, "train_l1": last, "params": net.n_params(),
                                "train_episodes": len(train_ids), "val_episodes": len(val_ids)}
     if step < cfg.steps:
-        save_state()
+        run.save(step, skipped.count, {"model": net}, opt, {})
         summary["stopped_at"] = step
         return summary
     summary["val_l1"] = _val_loss(net, episodes, val_ids, cfg)
@@ -371,14 +365,6 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
             "summary": summary}
     save_model(cfg.out, PROPOSAL_KIND, asdict(net_cfg), net, encoder=meta["encoder"], info=info)
     return summary
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows past the resumed step (written after the last saved state)."""
-    if not path.is_file():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(r + "\n" for r in rows))
 
 
 def open_caches(dirs: Sequence[str | Path]) -> list[Any]:
