@@ -20,7 +20,6 @@ and re-run resumes to the same weights as an uninterrupted one (state in ``OUT.r
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,8 @@ from simjepa_core.errors import SimjepaError
 from simjepa_core.state_layout import PROPRIO_DIM
 
 from .checkpoints import CheckpointError, read_model, save_model
-from .training_loop import RunState, SkippedBatches, adamw, set_lr, write_row
+from .data import split_episodes
+from .training_loop import RunState, SkippedBatches, adamw, set_lr, warmup_cosine, write_row
 
 PROPOSAL_KIND = "proposal"
 STATE_FORMAT = "simjepa/proposal-state"
@@ -264,19 +264,6 @@ class ProposalTrainConfig:
         return {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
 
 
-def _lr_at(step: int, cfg: ProposalTrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
-
-
-def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    order = np.random.default_rng(seed).permutation(n).tolist()
-    n_val = int(round(n * val_fraction)) if n > 1 else 0
-    return sorted(order[n_val:]), sorted(order[:n_val])
-
-
 def _val_loss(net: ProposalNet, episodes: Sequence[PooledEpisode], ids: Sequence[int], cfg: ProposalTrainConfig) -> float | None:
     if not ids:
         return None
@@ -302,9 +289,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     all_states = torch.cat([e.proprio for e in episodes])
     net.state_mean.copy_(all_states.mean(0))
     net.state_std.copy_(all_states.std(0).clamp_min(1e-3))
-    train_ids, val_ids = _split(len(episodes), cfg.val_fraction, cfg.seed)
-    if not train_ids:
-        raise ProposalError("no training episodes left after the validation split; pass more episodes or --val-fraction 0")
+    train_ids, val_ids = split_episodes(range(len(episodes)), cfg.val_fraction, cfg.seed)
     opt = adamw([net], cfg.lr, cfg.weight_decay)
 
     run_dir = Path(str(cfg.out) + ".run")
@@ -332,7 +317,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
         while step < stop:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             cur, st, goal, act, mask = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen)
-            set_lr(opt, _lr_at(step, cfg))
+            set_lr(opt, warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps))
             loss = masked_l1(net(cur, st, goal), act, mask)
             step += 1
             if not torch.isfinite(loss):
@@ -348,7 +333,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
             if run.due(step):
                 net.eval()
                 write_row(log, {"step": step, "train_l1": last, "val_l1": _val_loss(net, episodes, val_ids, cfg),
-                                "lr": _lr_at(step - 1, cfg), "seconds": time.perf_counter() - t0})
+                                "lr": warmup_cosine(step - 1, cfg.lr, cfg.warmup, cfg.steps), "seconds": time.perf_counter() - t0})
                 net.train()
                 run.save(step, skipped.count, {"model": net}, opt, {})
     if bar is not None:

@@ -15,7 +15,6 @@ splits every global batch into equal rank shards; all ranks hold identical weigh
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -43,7 +42,7 @@ from .losses import LOSSES, predictor_losses, window_frames
 from .model_file import FINAL_NAME, embeddable_encoder, encoder_entry, load_predictor, save_world_model
 from .plotting import plot_losses
 from .predictor import PRESETS, ACPredictor, normalize_reps, predictor_config
-from .training_loop import RunState, SkippedBatches, adamw, autocast, set_lr, write_row
+from .training_loop import RunState, SkippedBatches, adamw, autocast, set_lr, warmup_cosine, write_row
 from .validation import validate
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -109,11 +108,7 @@ class TrainConfig:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr``, then cosine to ``final_lr`` at ``steps``."""
-    w = cfg.warmup_steps
-    if step < w:
-        return cfg.lr * (step + 1) / w
-    progress = min(1.0, (step - w) / max(1, cfg.steps - w))
-    return cfg.final_lr + 0.5 * (cfg.lr - cfg.final_lr) * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.final_lr)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:

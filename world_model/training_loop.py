@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -48,6 +49,15 @@ def adamw(modules: Iterable[nn.Module], lr: float, weight_decay: float, foreach:
     """AdamW (betas 0.9/0.999, eps 1e-8) over ``modules`` with :func:`adamw_param_groups`."""
     return torch.optim.AdamW(adamw_param_groups(modules, weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-8,
                              foreach=foreach)
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, steps: int, final_lr: float = 0.0) -> float:
+    """The learning rate at 0-based ``step``: linear warm-up to ``lr`` over ``warmup`` steps, then cosine
+    to ``final_lr`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return final_lr + 0.5 * (lr - final_lr) * (1 + math.cos(math.pi * progress))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
