@@ -20,7 +20,9 @@ def object_slice(env: Any) -> slice | None:
     Our cube tasks append (cube position, cube Euler, target) after the 7 proprioceptive values
     (:class:`envs.tasks._CubeTask`); Reach appends its goal point, which is no object.
     """
-    return slice(7, 10) if hasattr(env.unwrapped, "cube_pose") else None
+    from envs.tasks import CUBE_POS
+
+    return CUBE_POS if hasattr(env.unwrapped, "cube_pose") else None
 
 
 def collect_probe_episodes(
