@@ -190,10 +190,23 @@ def _planner_options(fn):
         click.option("--subgoal-steps", type=EPISODE_STEPS, default=None,
                      help="With --subgoals expert-replay: steps on each sub-goal but the last, which keeps the rest "
                           "(default: the task's tuned budget, at most an even split of the episode)."),
+        click.option("--macro-model", type=click.Path(), default=None,
+                     help="Two-level planning: a macro-step model (`simjepa train --macro-steps k`) plans macro-actions "
+                          "towards the goal image; its first imagined macro-frame is the goal of the search above."),
+        click.option("--macro-samples", type=_ints(2, 100_000), default=None, help="With --macro-model: high-level CEM samples "
+                     "(default: the macro model's recorded search)."),
+        click.option("--macro-iters", type=SMALL, default=None, help="With --macro-model: high-level CEM iterations."),
+        click.option("--macro-horizon", type=SMALL, default=None,
+                     help="With --macro-model: macro-steps planned (k env steps each) by the high level."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+def _macro_overrides(samples, iters, horizon) -> dict:
+    """The high level's search overrides (None: the macro model's recorded setting)."""
+    return {k: v for k, v in {"samples": samples, "iterations": iters, "horizon": horizon}.items() if v is not None}
 
 
 def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction=None, anchor_std=None,
@@ -214,7 +227,7 @@ def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed
 @_threads_option
 def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, energy, state_weight, planner_seed,
                      max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std, subgoal_steps,
-                     landscape, quiet) -> None:
+                     macro_model, macro_samples, macro_iters, macro_horizon, landscape, quiet) -> None:
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
 
     Writes OUT/episode.mp4 (observation | goal, with step, energy and distance) and OUT/metrics.json
@@ -229,6 +242,7 @@ def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, en
       plan-episode --env simjepa/Reach-v0 --seed 0 --model default --out runs/ep0 --landscape
       plan-episode --env simjepa/Push-v0 --seed 3 --out runs/push3-replay --subgoals expert-replay   # privileged
       plan-episode --env simjepa/Push-v0 --seed 500 --out runs/push500 --proposal runs/proposal.pt
+      plan-episode --env simjepa/Push-v0 --seed 500 --out runs/push500-2lvl --macro-model models/macro5
     """
     from planning.plan_episode import plan_episode
 
@@ -236,7 +250,8 @@ def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, en
                      _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction, anchor_std,
                                 init_std),
                      max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
-                     landscape=landscape, progress=not quiet, proposal=proposal)
+                     landscape=landscape, progress=not quiet, proposal=proposal, macro_model=macro_model,
+                     macro_overrides=_macro_overrides(macro_samples, macro_iters, macro_horizon))
     click.echo(f"{'success' if m['success'] else 'failure'}: final distance {m['final_distance']:.3f} m after "
                f"{m['steps']} steps, {m['seconds_per_action']:.3f} s/action -> {out}")
 
@@ -262,7 +277,7 @@ def plan_episode_main(args: list[str] | None = None) -> None:
 @_threads_option
 def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samples, iters, topk, horizon, energy,
                  state_weight, planner_seed, max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std,
-                 subgoal_steps) -> None:
+                 subgoal_steps, macro_model, macro_samples, macro_iters, macro_horizon) -> None:
     """Success rate and final distance of a policy over seeded episodes.
 
     Writes OUT/results.json (success_rate, mean_final_distance, episodes: one row per episode, protocol,
@@ -283,7 +298,8 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
                  _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction, anchor_std,
                             init_std),
                  max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
-                 proposal=proposal)
+                 proposal=proposal, macro_model=macro_model,
+                 macro_overrides=_macro_overrides(macro_samples, macro_iters, macro_horizon))
     click.echo(f"{policy} on {env_id}: success {r['success_rate']:.0%}, mean final distance "
                f"{r['mean_final_distance']:.3f} m over {episodes} episodes -> {out}")
 
@@ -349,6 +365,9 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
 @click.option("--context", type=SMALL, default=3, show_default=True, help="Teacher-forcing steps / max frames the predictor sees.")
 @click.option("--rollout", type=_ints(0, 1024), default=2, show_default=True, help="Autoregressive rollout steps in the loss (official: 2).")
 @click.option("--val-rollout", type=SMALL, default=8, show_default=True, help="Rollout steps scored in val.json.")
+@click.option("--macro-steps", type=_ints(1, 64), default=1, show_default=True,
+              help="k > 1 trains a macro-step (high-level) model: each predicted frame is k env steps ahead, its action "
+                   "the mean of the k actions (gripper: the last command). Plan with it by --macro-model.")
 @click.option("--val-fraction", type=_Real(0, 1, max_open=True), default=0.1, show_default=True, help="Held-out episodes.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, split and window sampling.")
 @click.option("--ckpt-every", type=STEPS, default=500, show_default=True, help="Checkpoint (resumable) every N steps.")
@@ -364,8 +383,8 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
                    "(never above the official 400 samples x 10 iterations); 0 keeps the official search.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
-def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, val_fraction, seed,
-              ckpt_every, workers, encoder_name, stop_after, init, plan_seconds, quiet) -> None:
+def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, macro_steps,
+              val_fraction, seed, ckpt_every, workers, encoder_name, stop_after, init, plan_seconds, quiet) -> None:
     """Train the action-conditioned predictor on a feature cache (teacher forcing + rollout loss).
 
     Writes OUT/final.pt (world model: predictor + encoder reference, so `--model OUT` works),
@@ -379,6 +398,7 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
       simjepa train --features feats/reach --out models/reach-l2 --loss l2 --steps 5000
       simjepa train --features feats/reach --out models/tiny --config tiny --steps 200 --batch-size 8
       simjepa train --features feats/reach --features feats/push --out models/multi
+      simjepa train --features feats/push --features feats/pickplace --out models/macro5 --macro-steps 5
       simjepa train --features feats/reach --features feats/reach-side --out models/2view --init default --config mini
       torchrun --nproc-per-node 2 -m simjepa_cli train --features feats/reach --out models/reach-ddp
     """
@@ -386,7 +406,8 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
     from world_model.train import TrainConfig, train
 
     cfg = TrainConfig(out=out, config=config_name, loss=loss, steps=steps, batch_size=batch_size, lr=lr, context=context,
-                      rollout=rollout, val_rollout=val_rollout, val_fraction=val_fraction, seed=seed, init=init,
+                      rollout=rollout, val_rollout=val_rollout, macro_steps=macro_steps, val_fraction=val_fraction,
+                      seed=seed, init=init,
                       ckpt_every=ckpt_every, workers=workers, stop_after=stop_after, progress=not quiet)
     encoder = None
     if encoder_name is not None:

@@ -144,6 +144,10 @@ class Agent:
     of the warm start) and the anchor ``anchor_fraction`` of the samples are drawn around; the energy
     still decides. It sees the first camera's features, ``state[:7]`` and the goal image's features.
 
+    ``high_level``: a :class:`planning.hierarchy.HighLevelPlanner` (a macro-step model): at each
+    re-plan it picks the latent sub-goal the search below steers to instead of the goal image's
+    features (two-level planning). It sees what the low level sees.
+
     ``privileged_goal_state``: read the goal dict's ``state`` (the goal configuration's simulator
     state) for the energy's state term. Off by default (image-goal protocol): the goal's ``state`` is
     then never read, so garbage there changes nothing. ``state_weight > 0`` needs it on.
@@ -157,9 +161,11 @@ class Agent:
         advance_state: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
         privileged_goal_state: bool = False,
         proposal: Any = None,
+        high_level: Any = None,
     ) -> None:
         self.world_model = world_model
         self.proposal = proposal
+        self.high_level = high_level
         self.cameras: tuple[str, ...] = tuple(getattr(world_model, "cameras", None) or ("front",))
         self.config = config or PlannerConfig.from_flat(tuned_planner_defaults(getattr(world_model, "planner", None)))
         self.privileged_goal_state = bool(privileged_goal_state)
@@ -185,7 +191,8 @@ class Agent:
     @classmethod
     def from_pretrained(
         cls, model: str | Path = "default", action_scale: np.ndarray | None = None, env_id: str | None = None,
-        privileged_goal_state: bool = False, proposal: str | Path | None = None, **planner_overrides: Any,
+        privileged_goal_state: bool = False, proposal: str | Path | None = None, macro_model: str | Path | None = None,
+        macro_overrides: Mapping[str, Any] | None = None, **planner_overrides: Any,
     ) -> "Agent":
         """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply.
 
@@ -194,6 +201,8 @@ class Agent:
         defaults and under ``planner_overrides``. The shipped default model records a bigger search for Reach.
         ``privileged_goal_state``: see the class doc (off: the image-goal protocol).
         ``proposal``: a proposal file (``simjepa train-proposal``) seeding every search; see the class doc.
+        ``macro_model``: a macro-step world model (``simjepa train --macro-steps k``) as the high level of
+        two-level planning, its search set by its recorded planner defaults and ``macro_overrides``.
         """
         try:
             from world_model import load_world_model
@@ -207,16 +216,24 @@ class Agent:
             from .proposal import load_prior
 
             prior = load_prior(proposal, wm)
-        return cls(wm, config, action_scale=action_scale, privileged_goal_state=privileged_goal_state, proposal=prior)
+        high = None
+        if macro_model is not None:
+            from .hierarchy import load_high_level
+
+            high = load_high_level(macro_model, wm, dict(macro_overrides or {}))
+        return cls(wm, config, action_scale=action_scale, privileged_goal_state=privileged_goal_state, proposal=prior,
+                   high_level=high)
 
     # -- state -------------------------------------------------------------------------------------
     def set_action_scale(self, action_scale: np.ndarray | None) -> None:
         """Bind the env's action maxima so imagined states follow the planned actions."""
         self.action_scale = None if action_scale is None else np.asarray(action_scale, dtype=np.float64).reshape(-1)
+        advance = None
         if self.action_scale is not None and self._advance_fn is not None:
-            self.planner = LatentPlanner(self.world_model.predictor, functools.partial(self._advance_fn, action_scale=self.action_scale), self.config)
-        else:
-            self.planner = LatentPlanner(self.world_model.predictor, None, self.config)
+            advance = functools.partial(self._advance_fn, action_scale=self.action_scale)
+        self.planner = LatentPlanner(self.world_model.predictor, advance, self.config)
+        if self.high_level is not None:
+            self.high_level.bind(advance)
 
     def reset(self, action_scale: np.ndarray | None = None) -> None:
         """Start a new episode: forget history and the previous plan, reseed the search."""
@@ -230,6 +247,9 @@ class Agent:
         self.generator = torch.Generator().manual_seed(int(self.config.cem.seed))
         self.last_energy: float | None = None
         self.last_plan: PlanResult | None = None
+        self.last_macro_plan: PlanResult | None = None
+        if self.high_level is not None:
+            self.high_level.reset()
 
     def clear_plan(self) -> None:
         """Drop the queued actions and warm start (the goal changed, e.g. the next sub-goal)."""
@@ -310,6 +330,9 @@ class Agent:
         if self.proposal is not None:  # the initial-mean hook: the proposal seeds the search
             anchor = self.proposal(feats[0, -1], self._states[-1], goals[0], self.config.cem.horizon)
             init = anchor
+        if self.high_level is not None:  # two-level planning: steer to the macro model's next latent sub-goal
+            high = self.high_level.subgoals(contexts, goals, self.action_dim, self.generator)
+            goals, self.last_macro_plan = high.subgoals, high.plan
         result = self.planner.plan(contexts, goals, self.action_dim, goal_t, init, self.generator, anchor=anchor)
         steps = self.config.execute_steps
         self._prev_plan = torch.from_numpy(result.actions)

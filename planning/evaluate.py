@@ -12,7 +12,7 @@ import numpy as np
 from simjepa_core.atomic import write_json, write_text
 
 from .errors import PlannerConfigError
-from .provenance import command_line, git_commit, model_identity
+from .provenance import command_line, git_commit, high_level_identity, model_identity
 from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
 
 POLICIES = ("planner", "random", "expert", "proposal")
@@ -23,13 +23,15 @@ _WORKER: dict[str, Any] = {}
 
 
 def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dict[str, Any] | None,
-                env_id: str | None = None, privileged_goal_state: bool = False, proposal: str | None = None) -> Any:
+                env_id: str | None = None, privileged_goal_state: bool = False, proposal: str | None = None,
+                macro_model: str | None = None, macro_overrides: dict[str, Any] | None = None) -> Any:
     from .agent import Agent
     from .policies import ExpertPolicy, RandomPolicy
 
     if policy == "planner":
         return Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged_goal_state,
-                                     proposal=proposal, **(planner_overrides or {}))
+                                     proposal=proposal, macro_model=macro_model, macro_overrides=macro_overrides,
+                                     **(planner_overrides or {}))
     if policy == "proposal":  # the proposal alone: the model's encoder, no predictor, no search
         from world_model import load_world_model
 
@@ -57,11 +59,13 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
     agent = None
     if settings["policy"] in ("planner", "proposal"):  # loaded first: its input size is the default render size
         agent = make_policy(settings["policy"], None, settings["model"], settings["planner_overrides"],
-                            settings["env_id"], is_privileged(settings["subgoals"]), settings.get("proposal"))
+                            settings["env_id"], is_privileged(settings["subgoals"]), settings.get("proposal"),
+                            settings.get("macro_model"), settings.get("macro_overrides"))
         settings["render_size"] = settings["render_size"] or int(agent.world_model.image_size)
         settings["model_identity"] = model_identity(settings["model"], agent.world_model)
         prior = getattr(agent, "proposal", None) or getattr(agent, "prior", None)
         settings["proposal_identity"] = prior.identity() if prior is not None else None
+        settings["macro_identity"] = high_level_identity(agent)
     settings["render_size"] = settings["render_size"] or DEFAULT_RENDER_SIZE
     cameras = agent.cameras if agent is not None else ("front",)  # a two-view model sees both views
     settings["cameras"] = cameras
@@ -96,7 +100,7 @@ def _episode(seed: int) -> dict[str, Any]:
     config = getattr(policy, "config", None)
     return {
         "planner": config.to_flat() if hasattr(config, "to_flat") else None, "model": st.get("model_identity"),
-        "proposal": st.get("proposal_identity"),
+        "proposal": st.get("proposal_identity"), "macro_model": st.get("macro_identity"),
         "seed": seed, "success": m["success"], "final_distance": m["final_distance"],
         "initial_distance": m["initial_distance"], "steps": m["steps"], "seconds_per_action": m["seconds_per_action"],
         "final_energy": energies[-1] if energies else None, "render_size": st["render_size"], "subgoal_steps": per_goal,
@@ -143,6 +147,8 @@ def evaluate(
     progress: bool = True,
     command: str | None = None,
     proposal: str | Path | None = None,
+    macro_model: str | Path | None = None,
+    macro_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes (seeds ``seed_start ...``), in ``workers`` processes.
 
@@ -150,7 +156,9 @@ def evaluate(
     env and policy once and uses ``torch.set_num_threads(cores // workers)`` so parallel episodes do
     not oversubscribe the CPU. ``subgoals``: ``"none"`` (image-goal protocol) or ``"expert-replay"``
     (privileged, planner only; see :mod:`planning.subgoals`). ``proposal``: a proposal file seeding the
-    planner's search, or, with ``policy="proposal"``, acting alone (the model's encoder, no search). Writes ``results.json`` and ``results.md``
+    planner's search, or, with ``policy="proposal"``, acting alone (the model's encoder, no search).
+    ``macro_model``: a macro-step model for two-level planning (planner only; :mod:`planning.hierarchy`),
+    its search overridden by ``macro_overrides``. Writes ``results.json`` and ``results.md``
     (also after each episode, marked ``"complete": false``, so a killed run keeps what finished), with the
     protocol, command, commit, model identity and seeds.
     """
@@ -166,12 +174,15 @@ def evaluate(
         raise PlannerConfigError(f"--proposal applies to --policy planner or proposal, not {policy}")
     if policy == "proposal" and proposal is None:
         raise PlannerConfigError("--policy proposal needs --proposal FILE (a `simjepa train-proposal` output)")
+    if macro_model is not None and policy != "planner":
+        raise PlannerConfigError(f"--macro-model applies to --policy planner, not {policy}")
     check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     header = {"env": env_id, "policy": policy, "protocol": _protocol_of(policy, subgoals),
               "command": command if command is not None else command_line(), "commit": git_commit()}
     settings = dict(env_id=env_id, policy=policy, model=str(model), planner_overrides=planner_overrides or {},
                     max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps=subgoal_steps_per_goal,
-                    proposal=None if proposal is None else str(proposal))
+                    proposal=None if proposal is None else str(proposal),
+                    macro_model=None if macro_model is None else str(macro_model), macro_overrides=macro_overrides or {})
     seeds = list(range(seed_start, seed_start + episodes))
     workers = min(workers, episodes)
     if out is not None:
@@ -229,14 +240,16 @@ def _results(run: dict[str, Any], rows: list[dict[str, Any]], complete: bool) ->
     """The results dict of the episodes run so far (``complete`` False while seeds remain)."""
     rows = [dict(r) for r in rows]
     planner, model, prop = rows[0]["planner"], rows[0]["model"], rows[0].get("proposal")  # the same in every row
+    macro = rows[0].get("macro_model")
     for row in rows:
         del row["planner"], row["model"]
         row.pop("proposal", None)
+        row.pop("macro_model", None)
     settings = {k: v for k, v in run["settings"].items() if k not in ("env_id", "model_identity")}
     settings["render_size"] = rows[0]["render_size"]
     seeds = run["seeds"]
     return {**run["header"], "model": model if run["settings"]["policy"] in ("planner", "proposal") else None,
-            "proposal": prop,
+            "proposal": prop, "macro_model": macro,
             "planner": planner, "seed_start": seeds[0], "seeds": [r["seed"] for r in rows], "seeds_requested": seeds,
             "complete": complete, **summarize(rows), "seconds": time.perf_counter() - run["t0"],
             "settings": settings, "episodes": rows}

@@ -13,7 +13,7 @@ from simjepa_core.atomic import write_json
 
 from .agent import Agent
 from .errors import PlannerConfigError
-from .provenance import command_line, git_commit, model_identity
+from .provenance import command_line, git_commit, high_level_identity, model_identity
 from .rollout import rollout
 from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
 from .video import compose_frame, write_video
@@ -50,11 +50,15 @@ def plan_episode(
     progress: bool = True,
     agent: Agent | None = None,
     proposal: str | Path | None = None,
+    macro_model: str | Path | None = None,
+    macro_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Plan one episode with the world model ``model`` and write its video and metrics into ``out``.
 
     ``agent``: an already built agent to use instead of loading ``model`` (its config wins).
     ``proposal``: a proposal file (``simjepa train-proposal``) that seeds every CEM search.
+    ``macro_model``: a macro-step model (``simjepa train --macro-steps k``) for two-level planning, its
+    search overridden by ``macro_overrides`` (:mod:`planning.hierarchy`).
     ``subgoals``: ``"none"`` (the image-goal protocol) or ``"expert-replay"`` (privileged; see
     :mod:`planning.subgoals`); metrics.json records the protocol either way.
     ``subgoal_steps_per_goal``: steps on each sub-goal but the last (default :func:`subgoal_steps`).
@@ -69,6 +73,7 @@ def plan_episode(
     check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     if agent is None:
         agent = Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged, proposal=proposal,
+                                      macro_model=macro_model, macro_overrides=macro_overrides,
                                       **(planner_overrides or {}))
     if render_size is None:
         render_size = int(agent.world_model.image_size)
@@ -110,6 +115,7 @@ def plan_episode(
                    command=command_line(), commit=git_commit(), model=model_identity(model, agent.world_model),
                    render_size=render_size, planner=agent.config.to_flat(),
                    n_subgoals=0 if goals is None else len(goals), subgoal_steps=sub_steps,
-                   proposal=agent.proposal.identity() if hasattr(agent.proposal, "identity") else None)
+                   proposal=agent.proposal.identity() if hasattr(agent.proposal, "identity") else None,
+                   macro_model=high_level_identity(agent))
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -49,3 +49,13 @@ def model_identity(model: str | Path, world_model: Any) -> dict[str, Any]:
     encoder = getattr(encoder, "encoder", encoder)  # a FrozenEncoder wraps the ViT
     return {"path": str(model), "predictor_hash": hash_of(getattr(world_model, "predictor", None)),
             "encoder_hash": hash_of(encoder)}
+
+
+def high_level_identity(agent: Any) -> dict[str, Any] | None:
+    """The two-level planner's macro-step model (path, k, its search, predictor hash); None for flat planning."""
+    high = getattr(agent, "high_level", None)
+    if high is None:
+        return None
+    from world_model.checkpoints import weights_hash
+
+    return {**high.identity, "predictor_hash": weights_hash(high.predictor.state_dict())}

@@ -17,6 +17,7 @@ import torch
 
 from simjepa_core.episodes import PROPRIO_DIM
 from simjepa_core.errors import SimjepaError
+from simjepa_core.state_layout import GRIPPER
 
 
 class TrainError(SimjepaError):
@@ -134,15 +135,19 @@ def split_episodes(ids: Sequence[int], val_fraction: float, seed: int) -> tuple[
 
 
 class WindowSampler:
-    """Uniform over all (episode, start) windows of ``frames`` frames; step ``s`` uses rng([seed, s])."""
+    """Uniform over all (episode, start) windows of ``frames`` frames; step ``s`` uses rng([seed, s]).
 
-    def __init__(self, lengths: Mapping[int, int], episodes: Sequence[int], frames: int, seed: int):
-        self.frames, self.seed = frames, seed
-        self.index = np.array([(e, s) for e in episodes for s in range(lengths[e] - frames + 1)], dtype=np.int64)
+    ``stride`` k > 1 samples macro-step windows: frames ``start, start+k, ..`` (see :func:`load_windows`).
+    """
+
+    def __init__(self, lengths: Mapping[int, int], episodes: Sequence[int], frames: int, seed: int, stride: int = 1):
+        self.frames, self.seed, self.stride = frames, seed, stride
+        span = (frames - 1) * stride + 1  # env frames one window covers
+        self.index = np.array([(e, s) for e in episodes for s in range(lengths[e] - span + 1)], dtype=np.int64)
         if len(self.index) == 0:
             raise TrainError(
-                f"no training episode has the {frames} frames a window needs (context/rollout + 1); lower "
-                f"--context/--rollout or collect longer episodes"
+                f"no training episode has the {span} frames a window needs ((context/rollout) x macro steps + 1); "
+                f"lower --context/--rollout/--macro-steps or collect longer episodes"
             )
 
     def windows(self, step: int, size: int) -> np.ndarray:
@@ -150,14 +155,34 @@ class WindowSampler:
         return self.index[rng.integers(0, len(self.index), size)]  # [size, 2]
 
 
-def load_windows(source: EpisodeSource, windows: np.ndarray, frames: int, state_dim: int) -> tuple[torch.Tensor, ...]:
-    """Stack windows into ``feats [B, L, N, D]`` fp32, ``actions [B, L-1, A]``, ``states [B, L, S]``."""
+def macro_actions(actions: np.ndarray) -> np.ndarray:
+    """One macro-action for each run of k env actions: ``[..., k, A] -> [..., A]``.
+
+    The mean of the k actions (so it stays in the env's action box, and k times it is the summed
+    motion), except the 7-D V-JEPA 2-AC action's gripper, an absolute command, which takes the last
+    value. A macro-step model predicts the frame k env steps ahead from this action.
+    """
+    out = actions.mean(axis=-2)
+    if actions.shape[-1] == PROPRIO_DIM:
+        out[..., GRIPPER] = actions[..., -1, GRIPPER]
+    return out
+
+
+def load_windows(source: EpisodeSource, windows: np.ndarray, frames: int, state_dim: int,
+                 stride: int = 1) -> tuple[torch.Tensor, ...]:
+    """Stack windows into ``feats [B, L, N, D]`` fp32, ``actions [B, L-1, A]``, ``states [B, L, S]``.
+
+    ``stride`` k: every k-th frame from the start and the :func:`macro_actions` of the k actions
+    between consecutive ones (k = 1: the plain window).
+    """
     f, a, s = [], [], []
+    span = (frames - 1) * stride + 1
     for e, start in windows.tolist():
         feats, actions, states = source.episode(int(e))
-        f.append(np.asarray(feats[start : start + frames], dtype=np.float32))
-        a.append(np.asarray(actions[start : start + frames - 1], dtype=np.float32))
-        s.append(np.asarray(states[start : start + frames, :state_dim], dtype=np.float32))
+        f.append(np.asarray(feats[start : start + span : stride], dtype=np.float32))
+        acts = np.asarray(actions[start : start + span - 1], dtype=np.float32)  # [(L-1) k, A]
+        a.append(macro_actions(acts.reshape(frames - 1, stride, acts.shape[-1])) if stride > 1 else acts)
+        s.append(np.asarray(states[start : start + span : stride, :state_dim], dtype=np.float32))
     return torch.from_numpy(np.stack(f)), torch.from_numpy(np.stack(a)), torch.from_numpy(np.stack(s))
 
 

@@ -67,6 +67,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     context: int = 3
     rollout: int = 2
+    macro_steps: int = 1  # k > 1: a macro-step model, one predicted frame per k env steps (data.macro_actions)
     val_rollout: int = 8
     val_fraction: float = 0.1
     val_windows: int = 256
@@ -89,7 +90,7 @@ class TrainConfig:
             problems.append(f"--config {self.config!r} is not one of {', '.join(PRESETS)}")
         if self.loss not in LOSSES:
             problems.append(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}")
-        for name in ("steps", "batch_size", "context", "ckpt_every", "val_rollout", "log_every"):
+        for name in ("steps", "batch_size", "context", "ckpt_every", "val_rollout", "log_every", "macro_steps"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
         if self.rollout < 0 or self.workers < 0:
@@ -138,12 +139,12 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
     grid = grid_of(source, info["tokens"])
     frames = window_frames(cfg.context, cfg.rollout)
     train_eps, val_eps = split_episodes(source.episodes, cfg.val_fraction, cfg.seed)
-    sampler = WindowSampler(info["lengths"], train_eps, frames, cfg.seed)
+    sampler = WindowSampler(info["lengths"], train_eps, frames, cfg.seed, cfg.macro_steps)
     shard = cfg.batch_size // d.world
 
     def fetch(s: int) -> tuple[torch.Tensor, ...]:
         w = sampler.windows(s, cfg.batch_size)[d.rank * shard : (d.rank + 1) * shard]
-        return load_windows(source, w, frames, info["state_dim"])
+        return load_windows(source, w, frames, info["state_dim"], cfg.macro_steps)
 
     # model and optimizer: a fresh init, a resumed run, or fine-tuning from another world model
     torch.manual_seed(cfg.seed)
@@ -228,7 +229,7 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
     summary: dict[str, Any] = {}
     if d.main:
         summary = validate(model, source, val_eps, info["lengths"], info["state_dim"], cfg.context, cfg.val_rollout,
-                           d.device, cfg.val_windows) if val_eps else {"episodes": [], "note": "no held-out episodes (need >= 2 episodes and --val-fraction > 0)"}
+                           d.device, cfg.val_windows, stride=cfg.macro_steps) if val_eps else {"episodes": [], "note": "no held-out episodes (need >= 2 episodes and --val-fraction > 0)"}
         summary.update(step=step, loss=cfg.loss, skipped_batches=skipped.count)
         write_json(out / "val.json", summary, sort_keys=True)
         save_final(out, model, source, encoder, grid, cfg, info, skipped.count, hashes, summary, encoder_module)
@@ -321,6 +322,7 @@ def save_final(out: Path, model: ACPredictor, source: EpisodeSource, encoder: Ma
         "train": cfg.identity(), "encoder_name": encoder["name"], "encoder_weights_hash": encoder["weights_hash"],
         "env_ids": env_ids,
         "action_dim": info["action_dim"], "state_dim": info["state_dim"], "skipped_batches": skipped,
+        "macro_steps": cfg.macro_steps,
         "rank_weight_hashes": hashes, "val_rollout_l1": dict(val.get("rollout_l1", {})),
         "val_copy_last_l1": dict(val.get("copy_last_l1", {})),
     }

@@ -24,20 +24,22 @@ def validate(
     device: torch.device,
     max_windows: int = 256,
     batch_size: int = 16,
+    stride: int = 1,
 ) -> dict[str, Any]:
     """Per-step L1 (layer-normed features) of 1..``steps``-step rollouts from one true frame, and of
     the copy-last-frame baseline (predict that nothing changes), on held-out episodes.
 
     Windows start every ``steps`` frames; a window near an episode end contributes fewer steps, so
-    each step's mean is over the windows that reach it (counts in ``windows_per_step``).
+    each step's mean is over the windows that reach it (counts in ``windows_per_step``). ``stride`` k:
+    a macro-step model's steps, each k env frames (:func:`world_model.data.load_windows`).
     """
     groups: dict[int, list[tuple[int, int]]] = {}
     n_windows = 0
     for e in episodes:
-        for start in range(0, lengths[e] - 1, steps):
+        for start in range(0, lengths[e] - stride, steps * stride):
             if n_windows >= max_windows:
                 break
-            k = min(steps, lengths[e] - 1 - start)
+            k = min(steps, (lengths[e] - 1 - start) // stride)
             groups.setdefault(k, []).append((e, start))
             n_windows += 1
     sums_model, sums_copy, counts = np.zeros(steps), np.zeros(steps), np.zeros(steps, dtype=np.int64)
@@ -46,7 +48,7 @@ def validate(
     for k, wins in sorted(groups.items()):
         for i in range(0, len(wins), batch_size):
             chunk = np.array(wins[i : i + batch_size], dtype=np.int64)
-            feats, actions, states = load_windows(source, chunk, k + 1, state_dim)
+            feats, actions, states = load_windows(source, chunk, k + 1, state_dim, stride)
             z = normalize_reps(feats.to(device))  # [b, k+1, N, D]
             actions, states = actions.to(device), states.to(device)
             with autocast(device):
@@ -65,6 +67,7 @@ def validate(
         "episodes": [int(e) for e in episodes],
         "windows": n_windows,
         "context_frames": 1,
+        "macro_steps": stride,
         "predictor_window": context,
         "rollout_l1": {str(j + 1): float(sums_model[j] / counts[j]) for j in reached},
         "copy_last_l1": {str(j + 1): float(sums_copy[j] / counts[j]) for j in reached},
