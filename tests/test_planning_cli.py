@@ -216,3 +216,36 @@ def test_per_env_planner_defaults_apply_to_their_env_only(tiny_model, tmp_path):
     assert res.exit_code == 0, res.output
     planner = json.loads((out / "results.json").read_text())["planner"]
     assert (planner["samples"], planner["iterations"], planner["topk"]) == (24, 5, 2)  # results say what searched
+
+
+def test_two_level_planning_end_to_end_records_its_macro_model(tiny_model, tmp_path, monkeypatch):
+    """--macro-model on plan-episode and evaluate: runs on Push in the image-goal protocol (expert trapped)
+    and records the macro model (k, search, hash) in metrics.json / results.json."""
+    import envs.experts
+    import torch
+
+    def trap(*args, **kwargs):
+        raise AssertionError("the two-level planning path called the scripted expert")
+
+    monkeypatch.setattr(envs.experts, "demo_subgoals", trap)
+    monkeypatch.setattr(envs.experts, "make_expert", trap)
+    obj = torch.load(tiny_model, weights_only=False)
+    obj["info"] = {**obj.get("info", {}), "macro_steps": 5}
+    macro = tmp_path / "macro.pt"
+    torch.save(obj, macro)
+    flags = ["--macro-model", str(macro), "--macro-samples", "8", "--macro-iters", "1", "--macro-horizon", "3"]
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
+                                                           "--out", str(tmp_path / "ep"), "--max-steps", "2", "--quiet",
+                                                           *TINY_PLANNER, *flags])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "ep" / "metrics.json").read_text())["macro_model"]
+    assert m["macro_steps"] == 5 and m["search"] == {"samples": 8, "iterations": 1, "topk": 4, "horizon": 3}
+    assert len(m["predictor_hash"]) == 16
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--model", str(tiny_model),
+                                               "--out", str(tmp_path / "ev"), "--max-steps", "2", *TINY_PLANNER, *flags])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert r["macro_model"]["macro_steps"] == 5 and r["protocol"] == "image-goal"
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--policy", "random",
+                                               "--out", str(tmp_path / "rnd"), "--macro-model", str(macro)])
+    assert res.exit_code != 0 and "--macro-model applies to --policy planner" in str(res.exception)
