@@ -246,3 +246,18 @@ def test_init_starts_from_another_models_predictor(tmp_path, capsys):
     code, err = _cli(["train", "--features", str(other)] + base[3:] + ["--out", str(tmp_path / "e"), "--steps", "1",
                                                                        "--init", str(tmp_path / "a")], capsys)
     assert code == 2 and "same encoder" in err
+
+
+def test_validation_scores_rollouts_in_l1_and_l2_against_copy_last():
+    """val.json's copy-last baseline in both metrics equals the per-frame-pair errors computed by hand."""
+    from world_model.predictor import build_predictor
+    from world_model.validation import validate
+
+    src = array_source(n_eps=1, steps=6)
+    feats = normalize_reps(torch.from_numpy(src.episode(0)[0].astype(np.float32)))  # [7, N, D]
+    pred = build_predictor("tiny", embed_dim=32, depth=1)
+    val = validate(pred, src, [0], {0: 7}, 7, context=3, steps=1, device=torch.device("cpu"))
+    diff = feats[:-1] - feats[1:]
+    assert val["copy_last_l1"]["1"] == pytest.approx(float(diff.abs().mean()), rel=1e-5)
+    assert val["copy_last_l2"]["1"] == pytest.approx(float(diff.square().mean()), rel=1e-5)
+    assert val["rollout_l2"]["1"] > 0 and val["rollout_l2"]["1"] != val["rollout_l1"]["1"]

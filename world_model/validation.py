@@ -26,8 +26,9 @@ def validate(
     batch_size: int = 16,
     stride: int = 1,
 ) -> dict[str, Any]:
-    """Per-step L1 (layer-normed features) of 1..``steps``-step rollouts from one true frame, and of
-    the copy-last-frame baseline (predict that nothing changes), on held-out episodes.
+    """Per-step L1 and L2 (mean squared error; layer-normed features) of 1..``steps``-step rollouts from
+    one true frame, and of the copy-last-frame baseline (predict that nothing changes), on held-out
+    episodes. Both metrics, so predictors trained with different losses are compared on neutral ground.
 
     Windows start every ``steps`` frames; a window near an episode end contributes fewer steps, so
     each step's mean is over the windows that reach it (counts in ``windows_per_step``). ``stride`` k:
@@ -43,6 +44,7 @@ def validate(
             groups.setdefault(k, []).append((e, start))
             n_windows += 1
     sums_model, sums_copy, counts = np.zeros(steps), np.zeros(steps), np.zeros(steps, dtype=np.int64)
+    sq_model, sq_copy = np.zeros(steps), np.zeros(steps)
     tf_sum, tf_count = 0.0, 0
     predictor.eval()
     for k, wins in sorted(groups.items()):
@@ -55,10 +57,11 @@ def validate(
                 preds = rollout(predictor, z[:, :1], actions, states, k, window=context)  # [b, k, N, D]
                 c = min(context, k)
                 tf = normalize_reps(predictor(z[:, :c], actions[:, :c], states[:, :c]))
-            err = (preds.float() - z[:, 1:]).abs().mean(dim=(2, 3))  # [b, k]
-            copy = (z[:, :1] - z[:, 1:]).abs().mean(dim=(2, 3))  # [b, k]
-            sums_model[:k] += err.sum(0).cpu().numpy()
-            sums_copy[:k] += copy.sum(0).cpu().numpy()
+            diff, still = preds.float() - z[:, 1:], z[:, :1] - z[:, 1:]  # [b, k, N, D]
+            sums_model[:k] += diff.abs().mean(dim=(2, 3)).sum(0).cpu().numpy()
+            sums_copy[:k] += still.abs().mean(dim=(2, 3)).sum(0).cpu().numpy()
+            sq_model[:k] += diff.square().mean(dim=(2, 3)).sum(0).cpu().numpy()
+            sq_copy[:k] += still.square().mean(dim=(2, 3)).sum(0).cpu().numpy()
             counts[:k] += len(chunk)
             tf_sum += float(feature_loss(tf, z[:, 1 : c + 1], "l1")) * len(chunk)
             tf_count += len(chunk)
@@ -71,6 +74,8 @@ def validate(
         "predictor_window": context,
         "rollout_l1": {str(j + 1): float(sums_model[j] / counts[j]) for j in reached},
         "copy_last_l1": {str(j + 1): float(sums_copy[j] / counts[j]) for j in reached},
+        "rollout_l2": {str(j + 1): float(sq_model[j] / counts[j]) for j in reached},
+        "copy_last_l2": {str(j + 1): float(sq_copy[j] / counts[j]) for j in reached},
         "windows_per_step": {str(j + 1): int(counts[j]) for j in reached},
         "teacher_forcing_l1": tf_sum / tf_count if tf_count else None,
     }
