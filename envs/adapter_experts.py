@@ -82,11 +82,14 @@ class PusherExpert:
     - push pose: the fork turned ``yaw`` degrees off the object->goal direction ``u`` (prongs tilted
       up by ``tilt``), placed so the object's centre sits ``depth`` metres inside the contact
       distance of both the bar and the prong the turn brings behind the object; the two contact
-      normals then straddle ``u`` and the object moves along it. The turn is clockwise seen from
-      above, counter-clockwise for objects within ``near`` metres of the shoulder: the poses the
-      arm reaches there.
+      normals then straddle ``u`` and the object moves along it. The turn (seen from above) is
+      counter-clockwise where that points the prongs further away from the shoulder by more than
+      ``bias`` (cosine of the angle to the outward direction) or the object is within ``near``
+      metres of the shoulder, else clockwise: the poses the arm can reach.
     - push (the tip near that pose, at object height; :attr:`PUSH_ZONE`): track the pose. It moves
-      with the object, so the depth, and with it the push speed, stays constant.
+      with the object, so the depth, and with it the push speed, stays constant. If the object
+      moves away from the goal faster than ``stall`` m/s, the normals have flipped (the corner got
+      past the object's centre): the pose is eased ``relief`` metres back along ``u``.
     - approach (anywhere else): a point ``back`` metres behind the pose, above the object's centre
       by ``cone`` times the horizontal distance still to go beyond ``reach`` (at most ``hover``), so
       the fork comes down behind the object instead of sweeping through it.
@@ -104,16 +107,18 @@ class PusherExpert:
     HALF_BAR = 0.1  # m: the prongs' offset from the fork's centre along the bar
     PUSH_ZONE = (0.04, 0.03, 0.03)  # m: tip behind the approach point or past the pose, across u, above the object
 
-    def __init__(self, env, depth: float = 0.068, yaw: float = 50.0, tilt: float = 25.0, back: float = 0.035,
-                 hover: float = 0.08, cone: float = 1.2, reach: float = 0.035, near: float = 0.4,
-                 kpos: float = 9.0, kvel: float = 25.0, vmax: float = 0.75, wrot: float = 0.1,
-                 dls: float = 0.05, kd: float = 0.2) -> None:
+    def __init__(self, env, depth: float = 0.068, yaw: float = 50.0, tilt: float = 25.0, bias: float = 0.2,
+                 near: float = 0.4, relief: float = 0.03, stall: float = 0.005, back: float = 0.035,
+                 hover: float = 0.08, cone: float = 1.2, reach: float = 0.035, kpos: float = 9.0,
+                 kvel: float = 25.0, vmax: float = 0.75, wrot: float = 0.1, dls: float = 0.05, kd: float = 0.2) -> None:
         base = env.unwrapped
         self.model, self.data = base.model, base.data
         self.tip, self.obj, self.goal = (self.model.body(n).id for n in ("tips_arm", "object", "goal"))
         self.shoulder = self.model.body("r_shoulder_pan_link").pos[:2].copy()
-        self.depth, self.yaw, self.tilt = depth, np.radians(yaw), np.radians(tilt)
-        self.back, self.hover, self.cone, self.reach, self.near = back, hover, cone, reach, near
+        self.slides = [self.model.joint(n).id for n in ("obj_slidex", "obj_slidey")]
+        self.depth, self.yaw, self.tilt, self.bias, self.near = depth, np.radians(yaw), np.radians(tilt), bias, near
+        self.relief, self.stall = relief, stall
+        self.back, self.hover, self.cone, self.reach = back, hover, cone, reach
         self.kpos, self.kvel, self.vmax, self.wrot, self.dls, self.kd = kpos, kvel, vmax, wrot, dls, kd
         self.low, self.high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
         self.nu = int(env.action_space.shape[0])  # the arm's joints come first: dofs 0 .. nu-1
@@ -140,13 +145,20 @@ class PusherExpert:
         """For push direction ``u`` (unit, x-y): the fork's centre relative to the object's (x-y),
         its prong axis and its bar axis (3-D unit vectors; the bar's sign is free, the fork is symmetric)."""
         obj = self.data.xpos[self.obj][:2]
-        side = 1.0 if np.linalg.norm(obj - self.shoulder) < self.near else -1.0
+        from_shoulder = obj - self.shoulder
+        away = from_shoulder / max(float(np.linalg.norm(from_shoulder)), 1e-9)
+        ccw_further = _turn(u, self.yaw) @ away > _turn(u, -self.yaw) @ away + self.bias
+        side = 1.0 if ccw_further or np.linalg.norm(from_shoulder) < self.near else -1.0
         prongs = _turn(u, side * self.yaw)
         bar = _turn(prongs, np.pi / 2)
         inside = np.array([self.TOUCH - self.depth, side * (self.HALF_BAR - self.TOUCH + self.depth)])
         offset = -(inside[0] * prongs + inside[1] * bar)
         x_axis = np.array([*(np.cos(self.tilt) * prongs), np.sin(self.tilt)])
         return offset, x_axis, np.array([*bar, 0.0])
+
+    def object_velocity(self) -> np.ndarray:
+        """The object's x-y velocity (its two slide joints)."""
+        return np.array([self.data.qvel[self.model.jnt_dofadr[j]] for j in self.slides])
 
     def target(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where the tip goes this step (memoryless: the phase is read off the state)."""
@@ -160,6 +172,8 @@ class PusherExpert:
         behind, wide, high = self.PUSH_ZONE
         if -self.back - behind < along < behind and abs(across) < wide and above < high:
             self.phase = "push"
+            if float(self.object_velocity() @ u) < -self.stall:  # normals flipped: ease off until they flip back
+                pose = pose - self.relief * u
             return np.array([*pose, obj[2]]), x_axis, bar
         self.phase = "approach"
         stage = pose - self.back * u
