@@ -76,9 +76,8 @@ class CollectPolicy:
         self.segment_left = 0
         self.arm = arm
         if kind == "mixed" and hasattr(self.expert, "detour") and self.rng.random() < 0.5:
-            # adapted Reacher: half the episodes first visit a random point of the reachable disc
-            r, phi = 0.21 * np.sqrt(self.rng.random()), self.rng.uniform(-np.pi, np.pi)
-            self.expert.detour(np.array([r * np.cos(phi), r * np.sin(phi)]), int(self.rng.integers(5, 26)))
+            # adapted envs: half the episodes first visit a random point of the workspace
+            self.expert.detour(*self.expert.sample_detour(self.rng))
 
     def act(self, obs: dict) -> np.ndarray:
         if self.kind == "random":

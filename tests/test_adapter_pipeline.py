@@ -158,4 +158,5 @@ def test_adapter_pipeline_end_to_end(tmp_path, capsys):
     res = json.loads((tmp_path / "eval" / "results.json").read_text())
     row = res["episodes"][0]
     assert row["steps"] == 1 and res["planner"]["samples"] == planner["samples"]
-    assert run("collect", "--env", "Pusher-v5", "--episodes", "1", "--policy", "expert", "--out", str(tmp_path / "p")) == 2
+    assert run("collect", "--env", "InvertedPendulum-v5", "--episodes", "1", "--policy", "expert", "--out",
+               str(tmp_path / "p")) == 2  # an adapted env without a scripted controller

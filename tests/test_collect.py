@@ -112,7 +112,7 @@ def test_other_env_exit_2(tmp_path, capsys):
 def test_unknown_env_and_no_expert_exit_2(tmp_path):
     from simjepa_cli import main
 
-    for args in (["--env", "simjepa/Rech-v0"], ["--env", "Pusher-v5", "--policy", "expert"]):
+    for args in (["--env", "simjepa/Rech-v0"], ["--env", "InvertedPendulum-v5", "--policy", "expert"]):
         with pytest.raises(SystemExit) as exc:
             main(["collect", *args, "--episodes", "1", "--out", str(tmp_path / "x"), "--render-size", "64"])
         assert exc.value.code == 2

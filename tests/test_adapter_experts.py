@@ -1,0 +1,96 @@
+"""Scripted controllers of adapted Gymnasium envs: Pusher-v5's pushes, collection uses them, detours."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from envs import make_env
+from envs.adapter_experts import PusherExpert, ReacherExpert, make_adapter_expert
+from envs.collect import POLICIES, CollectPolicy
+from simjepa_core.episodes import load_episode, read_manifest
+from simjepa_core.errors import SimjepaError
+from simjepa_cli import cli
+
+
+@pytest.fixture(scope="module")
+def pusher():
+    env = make_env("Pusher-v5", render_size=16)
+    yield env
+    env.close()
+
+
+def test_scripted_pusher_pushes_the_object_onto_the_goal(pusher):
+    obs, info = pusher.reset(seed=87)  # solved at step 60 of 100 (a quick seed outside the tuning and test sets)
+    expert = pusher.make_expert()
+    assert isinstance(expert, PusherExpert) and info["distance"] > 0.17
+    phases = set()
+    for _ in range(65):
+        obs, _, _, _, info = pusher.step(expert.act(obs))
+        phases.add(expert.phase)
+        if info["success"]:
+            break
+    assert info["success"] and info["distance"] < 0.05 and phases == {"approach", "push"}
+
+
+def test_collect_pusher_with_the_expert_and_mixed(tmp_path):
+    for policy in ("expert", "mixed"):
+        out = tmp_path / policy
+        args = ["collect", "--env", "Pusher-v5", "--episodes", "2", "--policy", policy, "--out", str(out),
+                "--render-size", "16", "--max-steps", "4", "--quiet"]
+        res = CliRunner().invoke(cli, args, standalone_mode=False)
+        assert res.exit_code == 0, res.output
+        assert read_manifest(out)["policy"] == policy
+        ep = load_episode(out, 1)
+        assert ep.actions.shape == (4, 7) and ep.states.shape == (5, 23)
+        assert np.abs(ep.actions).max() <= 2.0
+
+
+def test_mixed_pusher_episodes_start_with_a_detour(pusher):
+    with_detour = []
+    for seed in range(6):
+        pusher.reset(seed=seed)
+        policy = CollectPolicy("mixed", pusher, seed)
+        if policy.expert.detour_left:
+            with_detour.append((seed, policy))
+    assert 0 < len(with_detour) < 6  # about half the episodes
+    seed, policy = with_detour[0]
+    expert = policy.expert
+    point, left = expert.point.copy(), expert.detour_left
+    assert point.shape == (3,) and 0.25 <= point[0] <= 0.7 and -0.45 <= point[1] <= 0.1 and 5 <= left <= 25
+    pusher.reset(seed=seed)
+    tip = pusher.unwrapped.data.xpos[expert.tip].copy()
+    obs = None
+    for _ in range(3):
+        obs, *_ = pusher.step(expert.act(obs))
+        assert expert.phase == "detour"
+    assert expert.detour_left == left - 3
+    moved = pusher.unwrapped.data.xpos[expert.tip]
+    assert np.linalg.norm(moved - point) < np.linalg.norm(tip - point)  # heading for the detour point
+
+
+def test_reacher_detour_draws_are_unchanged():
+    """Moving Reacher's detour sampling into ReacherExpert kept the draws: mixed Reacher data is unchanged."""
+    env = make_env("Reacher-v5", render_size=16)
+    for seed in range(4):
+        env.reset(seed=seed)
+        policy = CollectPolicy("mixed", env, seed)
+        rng = np.random.default_rng([seed, POLICIES.index("mixed"), 7919])
+        rng.choice([-1.0, 1.0]), rng.uniform(0.0, 0.3)  # the OU gripper sign and the noise level come first
+        if rng.random() < 0.5:
+            r, phi = 0.21 * np.sqrt(rng.random()), rng.uniform(-np.pi, np.pi)
+            np.testing.assert_array_equal(policy.expert.point, [r * np.cos(phi), r * np.sin(phi)])
+            assert policy.expert.detour_left == int(rng.integers(5, 26))
+        else:
+            assert policy.expert.detour_left == 0
+        assert isinstance(policy.expert, ReacherExpert)
+    env.close()
+
+
+def test_adapted_env_without_a_controller_is_a_one_line_error():
+    env = make_env("InvertedPendulum-v5", render_size=16)
+    with pytest.raises(SimjepaError, match="no scripted controller for InvertedPendulum-v5; ones exist for Reacher-v5 "
+                                           "and Pusher-v5") as exc:
+        make_adapter_expert(env)
+    assert "\n" not in str(exc.value)
+    env.close()
