@@ -25,7 +25,19 @@ from simjepa_core.errors import SimjepaError
 DETOUR_STEPS = (5, 26)  # detour length in steps, drawn from [5, 26) for both envs
 
 
-class ReacherExpert:
+class _DetourExpert:
+    """What both controllers share: a detour (aim at ``point`` for ``steps`` steps, then at the task)
+    that mixed data collection draws with ``sample_detour``."""
+
+    def reset(self) -> None:
+        self.point: np.ndarray | None = None
+        self.detour_left = 0
+
+    def detour(self, point: np.ndarray, steps: int) -> None:
+        self.point, self.detour_left = np.asarray(point, dtype=np.float64), int(steps)
+
+
+class ReacherExpert(_DetourExpert):
     """Closed-form IK target angles for a fingertip point, reached by PD torque control.
 
     ``u = clip(kp (q* - q) - kd dq, -1, 1)``; the gains were picked on tuning seeds 500-519 (success
@@ -41,13 +53,6 @@ class ReacherExpert:
         self.base = env.unwrapped
         self.kp, self.kd = kp, kd
         self.reset()
-
-    def reset(self) -> None:
-        self.point: np.ndarray | None = None
-        self.detour_left = 0
-
-    def detour(self, point: np.ndarray, steps: int) -> None:
-        self.point, self.detour_left = np.asarray(point, dtype=np.float64), int(steps)
 
     def sample_detour(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """A uniform point of the reachable disc (x, y from the shoulder) and a detour length."""
@@ -73,7 +78,7 @@ def _turn(v: np.ndarray, angle: float) -> np.ndarray:
     return np.array([c * v[0] - s * v[1], s * v[0] + c * v[1]])
 
 
-class PusherExpert:
+class PusherExpert(_DetourExpert):
     """Pushes Pusher-v5's object onto the goal with the inside corner of the fork at the arm's tip.
 
     The fork (frame of ``tips_arm``: a bar along its y axis through the origin, two prongs along x
@@ -126,13 +131,6 @@ class PusherExpert:
         self.mass = np.zeros((self.model.nv, self.model.nv))
         self.phase = "approach"
         self.reset()
-
-    def reset(self) -> None:
-        self.point: np.ndarray | None = None
-        self.detour_left = 0
-
-    def detour(self, point: np.ndarray, steps: int) -> None:
-        self.point, self.detour_left = np.asarray(point, dtype=np.float64), int(steps)
 
     def sample_detour(self, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         """A point over the table where objects start and goals lie, up to 0.15 m above the object's
