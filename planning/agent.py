@@ -314,7 +314,8 @@ class Agent:
         return action
 
     def _replan(self, goal_frames: list[np.ndarray], goal_state: np.ndarray | None) -> None:
-        if self.action_scale is None and self._advance_fn is not None and not self._warned:
+        # the kinematic model is the 7-D arm's; other action spaces (adapted Gymnasium envs) hold the state
+        if self.action_scale is None and self._advance_fn is not None and self.action_dim == 7 and not self._warned:
             warnings.warn("Agent has no action_scale: imagined states are held at the observed state; "
                           "call agent.reset(action_scale=env.unwrapped.action_scale)", stacklevel=3)
             self._warned = True
