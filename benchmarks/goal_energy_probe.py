@@ -14,7 +14,7 @@ goal image's pose over moving the cube: a planner minimising it (flat or hierarc
 the trap unless something else in the features shows the cube. The env's state is set directly:
 this is a probe of the energy, not a protocol.
 
-    python benchmarks/goal_energy_probe.py --env simjepa/Push-v0 --seeds 500-519 --out benchmarks/results/goal_energy_push.json
+    python benchmarks/goal_energy_probe.py --env simjepa/Push-v0 --seeds 500-519 --out benchmarks/results/hierarchy/goal_energy_push.json
 """
 from __future__ import annotations
 
