@@ -419,7 +419,7 @@ def render_results_md(results: Results) -> str:
     ]
     order = {t: i for i, t in enumerate(TASKS)}
     rows = sorted(results.evals, key=lambda r: (order.get(r.task, 99), r.protocol.rank, r.file))
-    for task in sorted({r.task for r in rows}, key=lambda t: order.get(t, 99)):
+    for task in sorted({r.task for r in rows}, key=lambda t: (order.get(t, 99), t)):  # by name after the known tasks
         out += [f"### {task}", "",
                 "| file | protocol | privileged inputs | seeds | episodes | success | final distance | s/action | model | command |",
                 "|---|---|---|---|---:|---:|---:|---:|---|---|"]
