@@ -10,9 +10,9 @@ Both levels re-plan at every MPC step (HWM, "hierarchical planning with latent w
 
 :func:`load_high_level` averages the high level's energy over its macro-steps (``all_steps``): with
 the last step alone, any first macro-step that can still be undone later scores the same, and the
-sub-goal wanders. It starts each search from "no motion" (no warm start). When the observed frame or the plan's first macro-step is closer
-to the goal than any later macro-step, the goal is within one macro-step and the low level aims
-at the goal image itself.
+sub-goal wanders. It starts each search from "keep still" (no warm start). When the observed frame
+or the plan's first macro-step is closer to the goal than any later macro-step, the goal is within
+one macro-step and the low level aims at the goal image itself.
 
 Image-goal protocol: the high level sees exactly what the flat planner sees (the observed frames'
 features, ``state[:7]``, the goal image's features).
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .agent import tuned_planner_defaults
 from .cem import gripper_dims, initial_mean
 from .energy import feature_energy, normalize_reps
 from .errors import PlannerConfigError
@@ -139,15 +140,9 @@ def load_high_level(path: str | Path, world_model: Any, overrides: dict[str, Any
                                  f"({mine}); train the macro model on caches encoded by the same encoder")
     if tuple(macro.grid) != tuple(world_model.grid):
         raise PlannerConfigError(f"{path} predicts a {macro.grid} token grid, the world model encodes {world_model.grid}")
-    planner = {**dict(macro.planner or {}), "all_steps": True, "warm_start": False}
-    planner.pop("per_env", None)
-    config = PlannerConfig.from_flat(_known(planner), overrides)
-    config.execute_steps = 1
+    planner = {**tuned_planner_defaults(macro.planner), "all_steps": True, "warm_start": False}
+    config = PlannerConfig.from_flat(planner, overrides)
     identity = {"path": str(path), "macro_steps": k,
                 "search": {n: getattr(config.cem, n) for n in ("samples", "iterations", "topk", "horizon")}}
     return HighLevelPlanner(macro.predictor, k, None, config, identity)
 
-
-def _known(flat: dict[str, Any]) -> dict[str, Any]:
-    names = PlannerConfig.known_names()
-    return {k: v for k, v in flat.items() if k in names}
