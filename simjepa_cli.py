@@ -204,9 +204,14 @@ def _planner_options(fn):
     return fn
 
 
-def _macro_overrides(samples, iters, horizon) -> dict:
-    """The high level's search overrides (None: the macro model's recorded setting)."""
-    return {k: v for k, v in {"samples": samples, "iterations": iters, "horizon": horizon}.items() if v is not None}
+def _macro_overrides(macro_model, samples, iters, horizon) -> dict:
+    """The high level's search overrides (None: the macro model's recorded setting); refused without a macro model,
+    where they would silently change nothing."""
+    given = {k: v for k, v in {"samples": samples, "iterations": iters, "horizon": horizon}.items() if v is not None}
+    if given and macro_model is None:
+        raise click.UsageError("--macro-samples, --macro-iters and --macro-horizon size the high level of two-level "
+                               "planning; pass --macro-model RUN with them")
+    return given
 
 
 def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction=None, anchor_std=None,
@@ -251,7 +256,7 @@ def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, en
                                 init_std),
                      max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                      landscape=landscape, progress=not quiet, proposal=proposal, macro_model=macro_model,
-                     macro_overrides=_macro_overrides(macro_samples, macro_iters, macro_horizon))
+                     macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon))
     click.echo(f"{'success' if m['success'] else 'failure'}: final distance {m['final_distance']:.3f} m after "
                f"{m['steps']} steps, {m['seconds_per_action']:.3f} s/action -> {out}")
 
@@ -299,7 +304,7 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
                             init_std),
                  max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                  proposal=proposal, macro_model=macro_model,
-                 macro_overrides=_macro_overrides(macro_samples, macro_iters, macro_horizon))
+                 macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon))
     click.echo(f"{policy} on {env_id}: success {r['success_rate']:.0%}, mean final distance "
                f"{r['mean_final_distance']:.3f} m over {episodes} episodes -> {out}")
 

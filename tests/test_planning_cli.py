@@ -249,3 +249,11 @@ def test_two_level_planning_end_to_end_records_its_macro_model(tiny_model, tmp_p
     res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--policy", "random",
                                                "--out", str(tmp_path / "rnd"), "--macro-model", str(macro)])
     assert res.exit_code != 0 and "--macro-model applies to --policy planner" in str(res.exception)
+
+
+def test_macro_search_flags_without_a_macro_model_are_refused(tiny_model, tmp_path):
+    """--macro-samples alone would change nothing; it is a usage error (exit 2), not a silent no-op."""
+    res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Reach-v0", "--seed", "0", "--model", str(tiny_model),
+                                                           "--out", str(tmp_path / "ep"), "--macro-samples", "50", *TINY_PLANNER])
+    assert res.exit_code == 2 and "pass --macro-model" in res.output
+    assert not (tmp_path / "ep").exists()
