@@ -30,12 +30,15 @@ from pathlib import Path
 T0 = time.time()
 
 VARIANTS = {
-    # name: (image_size, patch_size, frames, masks)
-    "base_64p8_f2": (64, 8, 2, "official"),
-    "clip8_64p8": (64, 8, 8, "official"),
-    "clip8_grid_64p8": (64, 8, 8, "grid"),
-    "clip8_128p8": (128, 8, 8, "official"),  # 16x16 grid: grid masks == official masks
-    "clip8_grid_128p16": (128, 16, 8, "grid"),
+    # name: (image_size, patch_size, frames, masks, steps that fit 2 h of pretraining on the 2-core CPU at
+    # batch 64, from measured ms/step; see docs/encoder-v3.md). Each GPU run does these steps, or fewer if
+    # the lease's budget cannot fit them (recorded), so a variant's probe is that of its CPU recipe.
+    "base_64p8_f2": (64, 8, 2, "official", 9500),
+    "clip8_64p8": (64, 8, 8, "official", 2700),
+    "clip8_grid_64p8": (64, 8, 8, "grid", 2700),
+    "clip4_grid_128p16": (128, 16, 4, "grid", 5900),
+    "clip8_grid_128p16": (128, 16, 8, "grid", 2800),
+    "clip4_128p8": (128, 8, 4, "official", 1500),  # 16x16 grid: grid masks == official masks
 }
 
 
@@ -76,7 +79,7 @@ def pretrain_variant(args) -> None:
 
     from world_model.pretrain import PretrainConfig, _Trainer, ClipSampler, load_episode_frames, pretrain
 
-    size, patch, frames, masks = VARIANTS[args.variant]
+    size, patch, frames, masks, cpu_steps = VARIANTS[args.variant]
     out = Path(args.out) / "ckpt" / f"{args.variant}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     data = [str(Path(args.data) / "push"), str(Path(args.data) / "pickplace")]
@@ -105,12 +108,12 @@ def pretrain_variant(args) -> None:
         per_step = (time.time() - t) / n_cal
         del cal
         remaining = args.train_budget - (time.time() - T0)
-        steps = max(args.min_steps, int(remaining / per_step * 0.85))
+        steps = min(cpu_steps, max(args.min_steps, int(remaining / per_step * 0.85)))
     warmup = max(1, steps // 10)
     cfg = PretrainConfig(steps=steps, warmup_steps=warmup, **base)
     log(f"{args.variant}: {per_step * 1000:.0f} ms/step under contention -> {steps} steps (warm-up {warmup})")
     res = pretrain(cfg, episodes, out, progress=False, data=data)
-    info = {"variant": args.variant, "steps": res.steps, "seconds": res.seconds, "final_loss": res.final_loss,
+    info = {"variant": args.variant, "steps": res.steps, "cpu_recipe_steps": cpu_steps, "seconds": res.seconds, "final_loss": res.final_loss,
             "ms_per_step_calibrated": per_step * 1000, "config": asdict(cfg), "episodes": len(episodes),
             "frames": int(sum(len(e) for e in episodes))}
     (out.parent / f"{args.variant}.json").write_text(json.dumps(info, indent=1))
@@ -151,7 +154,7 @@ def gpu_ridge(device: str):
 def load_probe_episodes(d: Path):
     import numpy as np
 
-    from envs import episodes as ep
+    from simjepa_core import episodes as ep
     from world_model.probe import ProbeEpisode
 
     out = []
