@@ -158,5 +158,16 @@ def test_adapter_pipeline_end_to_end(tmp_path, capsys):
     res = json.loads((tmp_path / "eval" / "results.json").read_text())
     row = res["episodes"][0]
     assert row["steps"] == 1 and res["planner"]["samples"] == planner["samples"]
+    # the learned proposal on the same caches (a 2x2 pool: the grid here is 2x2), alone and seeding the search
+    prop = tmp_path / "proposal.pt"
+    ok("train-proposal", "--features", str(feats), "--out", str(prop), "--steps", "3", "--batch-size", "2",
+       "--pool-grid", "2", "--val-fraction", "0.5", "--threads", "1")
+    for policy in ("proposal", "planner"):
+        out = tmp_path / f"eval_{policy}"
+        ok("evaluate", "--env", "Reacher-v5", "--episodes", "1", "--seed-start", "1000", "--model", str(model), "--policy",
+           policy, "--proposal", str(prop), "--max-steps", "1", "--out", str(out), quiet=False)
+        res = json.loads((out / "results.json").read_text())
+        assert res["policy"] == policy and res["episodes"][0]["steps"] == 1
+        assert res["proposal"]["weights_hash"] and res["protocol"] == "image-goal"
     assert run("collect", "--env", "InvertedPendulum-v5", "--episodes", "1", "--policy", "expert", "--out",
                str(tmp_path / "p")) == 2  # an adapted env without a scripted controller
