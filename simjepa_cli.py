@@ -278,9 +278,12 @@ def plan_episode_main(args: list[str] | None = None) -> None:
               help="proposal: the --proposal network alone (the model's encoder, no world model search), a baseline.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder for results.json / results.md.")
 @click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Episodes run in parallel processes.")
+@click.option("--device", default="cpu", show_default=True,
+              help="Where the planner's world model runs: cpu, cuda, cuda:1 ... (a GPU plans many episodes at once; "
+                   "planner without --proposal / --macro-model).")
 @_planner_options
 @_threads_option
-def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samples, iters, topk, horizon, energy,
+def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, device, samples, iters, topk, horizon, energy,
                  state_weight, planner_seed, max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std,
                  subgoal_steps, macro_model, macro_samples, macro_iters, macro_horizon) -> None:
     """Success rate and final distance of a policy over seeded episodes.
@@ -304,7 +307,7 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, samp
                             init_std),
                  max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                  proposal=proposal, macro_model=macro_model,
-                 macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon))
+                 macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon), device=device)
     click.echo(f"{policy} on {env_id}: success {r['success_rate']:.0%}, mean final distance "
                f"{r['mean_final_distance']:.3f} m over {episodes} episodes -> {out}")
 

@@ -192,7 +192,7 @@ class Agent:
     def from_pretrained(
         cls, model: str | Path = "default", action_scale: np.ndarray | None = None, env_id: str | None = None,
         privileged_goal_state: bool = False, proposal: str | Path | None = None, macro_model: str | Path | None = None,
-        macro_overrides: Mapping[str, Any] | None = None, **planner_overrides: Any,
+        macro_overrides: Mapping[str, Any] | None = None, device: str = "cpu", **planner_overrides: Any,
     ) -> "Agent":
         """Load ``world_model.load_world_model(model)``; its tuned ``planner`` defaults, then overrides, apply.
 
@@ -203,13 +203,17 @@ class Agent:
         ``proposal``: a proposal file (``simjepa train-proposal``) seeding every search; see the class doc.
         ``macro_model``: a macro-step world model (``simjepa train --macro-steps k``) as the high level of
         two-level planning, its search set by its recorded planner defaults and ``macro_overrides``.
+        ``device``: where the world model runs (``"cuda"``: searches on a GPU); the proposal and the
+        macro-step model run on the CPU, so they need ``device="cpu"``.
         """
         try:
             from world_model import load_world_model
         except ImportError:  # older layouts export it only from the bundle module
             from world_model.model_file import load_world_model
 
-        wm = load_world_model(model)
+        if device != "cpu" and (proposal is not None or macro_model is not None):
+            raise PlannerConfigError(f"device={device!r}: a proposal or a macro-step model runs on the CPU only; use device='cpu'")
+        wm = load_world_model(model, device=device)
         config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)
         prior = None
         if proposal is not None:

@@ -24,14 +24,14 @@ _WORKER: dict[str, Any] = {}
 
 def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dict[str, Any] | None,
                 env_id: str | None = None, privileged_goal_state: bool = False, proposal: str | None = None,
-                macro_model: str | None = None, macro_overrides: dict[str, Any] | None = None) -> Any:
+                macro_model: str | None = None, macro_overrides: dict[str, Any] | None = None, device: str = "cpu") -> Any:
     from .agent import Agent
     from .policies import ExpertPolicy, RandomPolicy
 
     if policy == "planner":
         return Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged_goal_state,
                                      proposal=proposal, macro_model=macro_model, macro_overrides=macro_overrides,
-                                     **(planner_overrides or {}))
+                                     device=device, **(planner_overrides or {}))
     if policy == "proposal":  # the proposal alone: the model's encoder, no predictor, no search
         from world_model import load_world_model
 
@@ -60,7 +60,7 @@ def _init(settings: dict[str, Any], threads: int | None) -> None:
     if settings["policy"] in ("planner", "proposal"):  # loaded first: its input size is the default render size
         agent = make_policy(settings["policy"], None, settings["model"], settings["planner_overrides"],
                             settings["env_id"], is_privileged(settings["subgoals"]), settings.get("proposal"),
-                            settings.get("macro_model"), settings.get("macro_overrides"))
+                            settings.get("macro_model"), settings.get("macro_overrides"), settings.get("device", "cpu"))
         settings["render_size"] = settings["render_size"] or int(agent.world_model.image_size)
         settings["model_identity"] = model_identity(settings["model"], agent.world_model)
         prior = getattr(agent, "proposal", None) or getattr(agent, "prior", None)
@@ -149,6 +149,7 @@ def evaluate(
     proposal: str | Path | None = None,
     macro_model: str | Path | None = None,
     macro_overrides: dict[str, Any] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run ``episodes`` seeded episodes (seeds ``seed_start ...``), in ``workers`` processes.
 
@@ -158,7 +159,8 @@ def evaluate(
     (privileged, planner only; see :mod:`planning.subgoals`). ``proposal``: a proposal file seeding the
     planner's search, or, with ``policy="proposal"``, acting alone (the model's encoder, no search).
     ``macro_model``: a macro-step model for two-level planning (planner only; :mod:`planning.hierarchy`),
-    its search overridden by ``macro_overrides``. Writes ``results.json`` and ``results.md``
+    its search overridden by ``macro_overrides``. ``device``: where the planner's world model runs
+    (``"cuda"``: every worker process searches on the GPU; planner without proposal or macro model). Writes ``results.json`` and ``results.md``
     (also after each episode, marked ``"complete": false``, so a killed run keeps what finished), with the
     protocol, command, commit, model identity and seeds.
     """
@@ -177,12 +179,14 @@ def evaluate(
     if macro_model is not None and policy != "planner":
         raise PlannerConfigError(f"--macro-model applies to --policy planner, not {policy}")
     check_subgoal_steps(subgoals, subgoal_steps_per_goal)
+    check_device(device, policy, proposal, macro_model)
     header = {"env": env_id, "policy": policy, "protocol": _protocol_of(policy, subgoals),
               "command": command if command is not None else command_line(), "commit": git_commit()}
     settings = dict(env_id=env_id, policy=policy, model=str(model), planner_overrides=planner_overrides or {},
                     max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps=subgoal_steps_per_goal,
                     proposal=None if proposal is None else str(proposal),
-                    macro_model=None if macro_model is None else str(macro_model), macro_overrides=macro_overrides or {})
+                    macro_model=None if macro_model is None else str(macro_model), macro_overrides=macro_overrides or {},
+                    device=device)
     seeds = list(range(seed_start, seed_start + episodes))
     workers = min(workers, episodes)
     if out is not None:
@@ -227,6 +231,21 @@ def evaluate(
     if out is not None:
         _write(results, Path(out))
     return results
+
+
+def check_device(device: str, policy: str, proposal: Any, macro_model: Any) -> None:
+    """Refuse an unusable ``device`` before any episode runs (a missing GPU is a one-line error)."""
+    if device == "cpu":
+        return
+    if policy != "planner" or proposal is not None or macro_model is not None:
+        raise PlannerConfigError(f"--device {device} applies to --policy planner without --proposal or --macro-model; "
+                                 "those run on the CPU (use --device cpu)")
+    import torch
+
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise PlannerConfigError(f"--device {device} is not usable here ({str(exc).splitlines()[0]}); use --device cpu") from None
 
 
 def _protocol_of(policy: str, subgoals: str) -> str:

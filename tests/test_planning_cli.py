@@ -257,3 +257,31 @@ def test_macro_search_flags_without_a_macro_model_are_refused(tiny_model, tmp_pa
                                                            "--out", str(tmp_path / "ep"), "--macro-samples", "50", *TINY_PLANNER])
     assert res.exit_code == 2 and "pass --macro-model" in res.output
     assert not (tmp_path / "ep").exists()
+
+
+def test_evaluate_device_is_checked_before_any_episode_runs(tiny_model, tmp_path, capsys):
+    """--device puts the planner's world model on a GPU; an unusable device or a CPU-only part
+    (proposal, macro model, non-planner policy) is a one-line error and no results file."""
+    import torch
+
+    base = ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "1", "--model", str(tiny_model), *TINY_PLANNER]
+    code, cap = run(simjepa_cli.main, [*base, "--out", str(tmp_path / "r"), "--policy", "random", "--device", "cuda"], capsys)
+    assert code == 2 and "--device cuda applies to --policy planner" in cap.err and cap.err.count("\n") == 1
+    if not torch.cuda.is_available():
+        code, cap = run(simjepa_cli.main, [*base, "--out", str(tmp_path / "c"), "--device", "cuda"], capsys)
+        assert code == 2 and "not usable here" in cap.err and cap.err.count("\n") == 1
+        assert not (tmp_path / "c" / "results.json").exists()
+    res = CliRunner().invoke(simjepa_cli.cli, [*base, "--out", str(tmp_path / "x"), "--device", "cpu", "--max-steps", "1"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "x" / "results.json").read_text())["settings"]["device"] == "cpu"
+
+
+def test_world_model_and_agent_load_onto_the_asked_device(tiny_model):
+    from planning.agent import Agent
+    from planning.errors import PlannerConfigError
+    from world_model import load_world_model
+
+    wm = load_world_model(tiny_model, device="cpu")
+    assert next(wm.predictor.parameters()).device.type == "cpu" and wm.encoder.device.type == "cpu"
+    with pytest.raises(PlannerConfigError, match="CPU only"):
+        Agent.from_pretrained(tiny_model, device="cuda", proposal="p.pt")

@@ -132,7 +132,7 @@ def _resolve(path_or_name: str | Path) -> Path:
     return path
 
 
-def _load_encoder(entry: Mapping[str, Any], image_size: int, token_pool: int, what: str):
+def _load_encoder(entry: Mapping[str, Any], image_size: int, token_pool: int, what: str, device: str = "cpu"):
     from .checkpoints import load_weights
     from .encoder import EncoderConfig, VideoViT
     from .encoder_loading import load_encoder
@@ -150,7 +150,7 @@ def _load_encoder(entry: Mapping[str, Any], image_size: int, token_pool: int, wh
                 f"{what} was trained on encoder {entry['name']!r} with weights hash {entry['weights_hash']}, but that "
                 f"name now loads weights {got}; pass the original encoder file"
             )
-    return FrozenEncoder(enc.eval(), image_size, token_pool=token_pool)
+    return FrozenEncoder(enc.eval(), image_size, token_pool=token_pool, device=device)
 
 
 def _read_world_model(path_or_name: str | Path) -> tuple[dict[str, Any], ACPredictor, str]:
@@ -167,16 +167,19 @@ def load_predictor(path_or_name: str | Path) -> tuple[ACPredictor, str]:
     return predictor, str((obj.get("encoder") or {}).get("weights_hash"))
 
 
-def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = True) -> WorldModel:
-    """``"default"`` (shipped), a training run's output directory (its ``final.pt``) or a file."""
+def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = True, device: str = "cpu") -> WorldModel:
+    """``"default"`` (shipped), a training run's output directory (its ``final.pt``) or a file.
+
+    ``device``: where the encoder and predictor live (``"cuda"`` lets a GPU run many planning searches
+    at once; the planner follows the predictor's device)."""
     obj, predictor, what = _read_world_model(path_or_name)
-    predictor = predictor.eval()
+    predictor = predictor.eval().to(device)
     try:
         entry, image_size, grid = obj["encoder"], int(obj["image_size"]), tuple(int(g) for g in obj["grid"])
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{what} lacks its encoder reference, image size or grid; re-save it with save_world_model") from None
     token_pool = int(obj.get("token_pool", 1))  # files written before token pooling existed: 1
-    encoder = _load_encoder(entry, image_size, token_pool, what) if with_encoder else None
+    encoder = _load_encoder(entry, image_size, token_pool, what, device) if with_encoder else None
     if encoder is not None and encoder.dim != predictor.config.embed_dim:
         raise CheckpointError(
             f"{what}: its predictor takes {predictor.config.embed_dim}-D features but its encoder {entry.get('name')!r} "
