@@ -46,25 +46,61 @@ CUBE = slice(7, 10)  # state[7:10]: the cube centre (envs/tasks.py CUBE_POS)
 
 
 def unpack(files: Path, work: Path) -> None:
-    for tar in sorted(files.glob("predictors_*.tar")) + sorted(files.glob("eval_and_logs.tar.gz")):
+    """``eval2.tar.gz`` (optional): a second device call's cells (``eval2/``), run after the first call's
+    deadline on the same warm machine; each cell keeps whichever call finished more of its seeds."""
+    for tar in sorted(files.glob("predictors_*.tar")) + sorted(files.glob("eval*.tar.gz")):
         with tarfile.open(tar) as t:
             t.extractall(work / ("runs" if tar.name.startswith("predictors") else "."), filter="data")
 
 
 # --- closed loop ---------------------------------------------------------------------------------------------
 def closed_loop(work: Path) -> list[dict]:
-    rows = []
-    for path in sorted(work.glob("eval/*/results.json")):
-        task, loss, seed, energy = re.fullmatch(r"(\w+?)_(l1|l2|huber)_s(\d)_(l1|l2)", path.parent.name).groups()
+    best: dict[str, tuple[Path, dict]] = {}
+    for path in sorted(work.glob("eval*/*/results.json")):
         r = json.loads(path.read_text())
+        if path.parent.name not in best or len(r["episodes"]) > len(best[path.parent.name][1]["episodes"]):
+            best[path.parent.name] = (path, r)
+    rows = []
+    for cell, (path, r) in sorted(best.items()):
+        task, loss, seed, energy = re.fullmatch(r"(\w+?)_(l1|l2|huber)_s(\d)_(l1|l2)", cell).groups()
         d = np.array([e["final_distance"] for e in r["episodes"]])
         rows.append(dict(task=task, loss=loss, seed=int(seed), energy=energy, episodes=len(d),
                          complete=bool(r.get("complete")), successes=int(sum(e["success"] for e in r["episodes"])),
                          median_distance=float(np.median(d)), p90_distance=float(np.percentile(d, 90)),
                          seconds_per_action=float(r.get("mean_seconds_per_action", float("nan"))),
                          seeds=[e["seed"] for e in r["episodes"]], distances=d.round(4).tolist(),
-                         protocol=r.get("protocol"), command=r.get("command")))
+                         success_flags=[bool(e["success"]) for e in r["episodes"]],
+                         protocol=r.get("protocol"), command=r.get("command"), source=str(path.relative_to(work))))
     return rows
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Exact two-sided sign test on the discordant pairs (McNemar's exact test)."""
+    from math import comb
+
+    n, k = wins + losses, min(wins, losses)
+    return 1.0 if n == 0 else min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n)
+
+
+def paired(rows: list[dict], task: str = "Reach") -> list[dict]:
+    """Each (loss, energy) pair against L1/L1 and each energy pair within a loss, on the same episodes
+    (training seeds pooled): discordant episodes and the sign test's p-value."""
+    cell = {(r["loss"], r["seed"], r["energy"]): r for r in rows if r["task"] == task and r["complete"]}
+    outcome = {k: dict(zip(r["seeds"], r["success_flags"])) for k, r in cell.items()}
+    combos = [(loss, energy) for loss in LOSSES for energy in ENERGIES]
+    pairs = [(a, ("l1", "l1")) for a in combos if a != ("l1", "l1")]
+    pairs += [((loss, "l1"), (loss, "l2")) for loss in LOSSES if ((loss, "l1"), (loss, "l2")) not in pairs]
+    out = []
+    for a, b in pairs:
+        wins = losses = 0
+        for seed in SEEDS:
+            ka, kb = (a[0], seed, a[1]), (b[0], seed, b[1])
+            if ka in outcome and kb in outcome:
+                for ep in outcome[ka].keys() & outcome[kb].keys():
+                    wins += outcome[ka][ep] and not outcome[kb][ep]
+                    losses += outcome[kb][ep] and not outcome[ka][ep]
+        out.append({"a": "/".join(a), "b": "/".join(b), "a_only": wins, "b_only": losses, "p": sign_test_p(wins, losses)})
+    return out
 
 
 # --- neutral model metrics -----------------------------------------------------------------------------------
@@ -150,6 +186,7 @@ def training_noise(work: Path) -> dict:
                          "loss_jitter_rel": jitter,
                          "grad_norm_mean": float(g.mean()), "grad_norm_cv": float(g.std() / g.mean()),
                          "clipped_fraction": float(np.mean(g > 1.0)),
+                         "clipped_fraction_whole_run": float(np.mean([r["grad_norm"] > 1.0 for r in rows])),
                          "curve": [[r["step"], r["loss"], r["grad_norm"]] for r in rows]}
     return out
 
@@ -181,6 +218,7 @@ def plots(result: dict, images: Path) -> list[str]:
             axes[0, j].bar(range(len(labels)), succ, color=["C0", "C0", "C1", "C1", "C2", "C2"][: len(labels)])
             axes[0, j].set_xticks(range(len(labels)), labels, fontsize=8)
             axes[0, j].set_ylabel("success % (seeds pooled)")
+            axes[0, j].set_ylim(0, 100)
             axes[0, j].set_title(f"{task}: training loss / planning energy")
             axes[1, j].boxplot(dists, whis=(10, 90), showfliers=True)
             axes[1, j].set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
@@ -235,16 +273,75 @@ def plots(result: dict, images: Path) -> list[str]:
     return names
 
 
+def summary_markdown(result: dict) -> str:
+    """The tables docs/loss-ablation.md quotes: closed loop (training seeds pooled), paired tests, neutral
+    metrics (means over the two training seeds), training noise."""
+    cl = result["closed_loop"]
+    lines = ["## Closed loop (image-goal, seeds from 1000; training seeds pooled)", "",
+             "| task | training loss | energy | episodes | success | median final distance (m) | p90 (m) |", "|---|---|---|---:|---:|---:|---:|"]
+    for task in TASKS:
+        for loss in LOSSES:
+            for energy in ENERGIES:
+                rs = [r for r in cl if r["task"] == task and r["loss"] == loss and r["energy"] == energy]
+                if not rs:
+                    continue
+                d = np.concatenate([r["distances"] for r in rs])
+                n = sum(r["episodes"] for r in rs)
+                part = "" if all(r["complete"] for r in rs) else " (partial: " + ", ".join(
+                    f"s{r['seed']} {r['episodes']}" for r in rs) + ")"
+                lines.append(f"| {task} | {loss} | {energy} | {n}{part} | {sum(r['successes'] for r in rs)}/{n} | "
+                             f"{np.median(d):.3f} | {np.percentile(d, 90):.3f} |")
+    lines += ["", "## Paired on Reach's episodes (same env seeds; training seeds pooled)", "",
+              "| A | B | A succeeds, B fails | B succeeds, A fails | sign test p |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {p['a']} | {p['b']} | {p['a_only']} | {p['b_only']} | {p['p']:.4f} |" for p in result.get("paired_reach", [])]
+    lines += ["", "## Held-out rollout error, the same 40 episodes per task for every predictor (mean of 2 training seeds)", "",
+              "| task | training loss | L1 @1 | @2 | @4 | @8 | L2 @1 | @2 | @4 | @8 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for task in TASKS:
+        roll = result["rollout"][task]
+        for loss in [*LOSSES, "copy last frame"]:
+            names = [n for n in roll if n.startswith(loss + "_")] if loss != "copy last frame" else [next(iter(roll))]
+            pre = ("rollout_l1", "rollout_l2") if loss != "copy last frame" else ("copy_last_l1", "copy_last_l2")
+            vals = [np.mean([roll[n][m][str(k)] for n in names]) for m in pre for k in STEPS]
+            lines.append(f"| {task} | {loss} | " + " | ".join(f"{v:.4f}" for v in vals) + " |")
+    lines += ["", "## Position read from imagined features by a probe fitted on true features (m; mean of 2 training seeds)", "",
+              "| task | target | training loss | after 1 step | 4 steps | 8 steps | true features @8 |", "|---|---|---|---:|---:|---:|---:|"]
+    for task in TASKS:
+        pr = result["probe"][task]["models"]
+        for target in ("ee", "cube"):
+            for loss in LOSSES:
+                names = [n for n in pr if n.startswith(loss + "_") and target in pr[n]]
+                if names:
+                    vals = [np.mean([pr[n][target][str(k)]["from_predicted_m"] for n in names]) for k in (1, 4, 8)]
+                    floor = np.mean([pr[n][target]["8"]["from_true_m"] for n in names])
+                    lines.append(f"| {task} | {target} | {loss} | " + " | ".join(f"{v:.4f}" for v in vals) + f" | {floor:.4f} |")
+    lines += ["", "## Training, last 20 % of the steps (per run)", "",
+              "| run | steps | final loss | loss jitter (rel.) | grad norm mean | grad norm CV | clipped (last 20 %) | clipped (whole run) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, t in result["training"].items():
+        lines.append(f"| {name} | {t['steps']} | {t['final_loss']:.4f} | {t['loss_jitter_rel']:.3f} | {t['grad_norm_mean']:.3f} | "
+                     f"{t['grad_norm_cv']:.3f} | {t['clipped_fraction']:.0%} | {t.get('clipped_fraction_whole_run', float('nan')):.0%} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--files", type=Path, required=True)
-    ap.add_argument("--heldout", type=Path, required=True)
+    ap.add_argument("--files", type=Path, help="the device run's files (required unless --from-json)")
+    ap.add_argument("--heldout", type=Path, help="held-out feature caches, one per task (required unless --from-json)")
+    ap.add_argument("--commit", help="the commit the device run ran (its copy of the tree has no git)")
     ap.add_argument("--work", type=Path, default=Path("runs/loss_ablation"))
     ap.add_argument("--out", type=Path, default=Path("docs/results/loss_ablation"))
     ap.add_argument("--images", type=Path, default=Path("docs/images"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--from-json", action="store_true", help="only redraw plots and tables from OUT/loss_ablation.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.from_json:
+        result = json.loads((args.out / "loss_ablation.json").read_text())
+        print("plots:", plots(result, args.images))
+        (args.out / "summary.md").write_text(summary_markdown(result))
+        return
+    if args.files is None or args.heldout is None:
+        ap.error("--files and --heldout are required (or --from-json)")
     unpack(args.files, args.work)
     runs = sorted(p for p in (args.work / "runs").glob("*_s*") if (p / "final.pt").is_file())
     models = {p.name: load_world_model(p, with_encoder=False).predictor.eval() for p in runs}
@@ -253,9 +350,13 @@ def main() -> None:
               "val_json": {p.name: json.loads((p / "val.json").read_text()) for p in runs if (p / "val.json").is_file()},
               "predictor_hashes": {p.name: load_world_model(p, with_encoder=False).info.get("rank_weight_hashes") for p in runs},
               "train_settings": {p.name: load_world_model(p, with_encoder=False).info.get("train") for p in runs}}
+    result["paired_reach"] = paired(result["closed_loop"])
+    log = args.files / "run.log"
+    result["device_run"] = {"commit": args.commit, "log": log.read_text() if log.is_file() else None}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "loss_ablation.json").write_text(json.dumps(result, indent=1))
     print("plots:", plots(result, args.images))
+    (args.out / "summary.md").write_text(summary_markdown(result))
     for r in result["closed_loop"]:
         print(f"{r['task']:9s} {r['loss']:5s} s{r['seed']} energy {r['energy']}: {r['successes']}/{r['episodes']}"
               f"{'' if r['complete'] else ' (partial)'} median {r['median_distance']:.3f} p90 {r['p90_distance']:.3f}")
