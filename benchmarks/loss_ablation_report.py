@@ -298,6 +298,8 @@ def summary_markdown(result: dict) -> str:
               "| task | training loss | L1 @1 | @2 | @4 | @8 | L2 @1 | @2 | @4 | @8 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task in TASKS:
         roll = result["rollout"][task]
+        if not roll:
+            continue
         for loss in [*LOSSES, "copy last frame"]:
             names = [n for n in roll if n.startswith(loss + "_")] if loss != "copy last frame" else [next(iter(roll))]
             pre = ("rollout_l1", "rollout_l2") if loss != "copy last frame" else ("copy_last_l1", "copy_last_l2")
