@@ -192,6 +192,15 @@ def training_noise(work: Path) -> dict:
 
 
 # --- plots ---------------------------------------------------------------------------------------------------
+def _save(fig, path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.name
+
+
 def plots(result: dict, images: Path) -> list[str]:
     import matplotlib
 
@@ -223,10 +232,7 @@ def plots(result: dict, images: Path) -> list[str]:
             axes[1, j].boxplot(dists, whis=(10, 90), showfliers=True)
             axes[1, j].set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
             axes[1, j].set_ylabel("final distance (m); whiskers p10-p90")
-        fig.tight_layout()
-        fig.savefig(images / "loss_ablation_closed_loop.png", dpi=90)
-        plt.close(fig)
-        names.append("loss_ablation_closed_loop.png")
+        names.append(_save(fig, images / "loss_ablation_closed_loop.png"))
     # rollout error (L1, L2) and probe error vs imagined steps
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for loss, color in zip(LOSSES, ("C0", "C1", "C2")):
@@ -249,10 +255,7 @@ def plots(result: dict, images: Path) -> list[str]:
     axes[2].set_title("cube error from predicted features (m)\n(true-feature probe; Push, PickPlace)")
     axes[2].set_xlabel("imagined steps")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(images / "loss_ablation_rollout.png", dpi=90)
-    plt.close(fig)
-    names.append("loss_ablation_rollout.png")
+    names.append(_save(fig, images / "loss_ablation_rollout.png"))
     # training curves: loss relative to its last-20% mean, gradient norm
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for name, tn in result["training"].items():
@@ -266,10 +269,7 @@ def plots(result: dict, images: Path) -> list[str]:
     axes[1].set_yscale("log")
     axes[1].set_title("pre-clip gradient norm (clip at 1)")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(images / "loss_ablation_training.png", dpi=90)
-    plt.close(fig)
-    names.append("loss_ablation_training.png")
+    names.append(_save(fig, images / "loss_ablation_training.png"))
     return names
 
 
