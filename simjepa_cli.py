@@ -204,6 +204,13 @@ def _planner_options(fn):
     return fn
 
 
+def _device_option(fn):
+    """--device, shared by plan-episode and evaluate (planning.agent.check_device checks it)."""
+    return click.option("--device", default="cpu", show_default=True,
+                        help="Where the planner's world model runs: cpu, cuda, cuda:1 ... (a GPU searches faster, and "
+                             "many evaluate processes can share one; planner without --proposal / --macro-model).")(fn)
+
+
 def _macro_overrides(macro_model, samples, iters, horizon) -> dict:
     """The high level's search overrides (None: the macro model's recorded setting); refused without a macro model,
     where they would silently change nothing."""
@@ -226,11 +233,12 @@ def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed
 @click.option("--seed", type=SEED, required=True, help="Episode seed (same seed, same episode).")
 @click.option("--model", default="default", show_default=True, help="'default' or a checkpoint file / training run dir.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@_device_option
 @_planner_options
 @click.option("--landscape", is_flag=True, help="Also write landscape.png: energy over the first action's dx, dy.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
-def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, energy, state_weight, planner_seed,
+def plan_episode_cmd(env_id, seed, model, out, device, samples, iters, topk, horizon, energy, state_weight, planner_seed,
                      max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std, subgoal_steps,
                      macro_model, macro_samples, macro_iters, macro_horizon, landscape, quiet) -> None:
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
@@ -256,7 +264,7 @@ def plan_episode_cmd(env_id, seed, model, out, samples, iters, topk, horizon, en
                                 init_std),
                      max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                      landscape=landscape, progress=not quiet, proposal=proposal, macro_model=macro_model,
-                     macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon))
+                     macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon), device=device)
     click.echo(f"{'success' if m['success'] else 'failure'}: final distance {m['final_distance']:.3f} m after "
                f"{m['steps']} steps, {m['seconds_per_action']:.3f} s/action -> {out}")
 
@@ -278,9 +286,7 @@ def plan_episode_main(args: list[str] | None = None) -> None:
               help="proposal: the --proposal network alone (the model's encoder, no world model search), a baseline.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder for results.json / results.md.")
 @click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Episodes run in parallel processes.")
-@click.option("--device", default="cpu", show_default=True,
-              help="Where the planner's world model runs: cpu, cuda, cuda:1 ... (a GPU plans many episodes at once; "
-                   "planner without --proposal / --macro-model).")
+@_device_option
 @_planner_options
 @_threads_option
 def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, device, samples, iters, topk, horizon, energy,

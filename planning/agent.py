@@ -347,3 +347,18 @@ class Agent:
         self._queue = [a.astype(np.float32) for a in result.actions[:steps]]
         self.last_energy = result.energy
         self.last_plan = result
+
+
+def check_device(device: str, policy: str = "planner", proposal: Any = None, macro_model: Any = None) -> None:
+    """Refuse an unusable ``device`` before any episode runs (a missing GPU is a one-line error)."""
+    if device == "cpu":
+        return
+    if policy != "planner" or proposal is not None or macro_model is not None:
+        raise PlannerConfigError(f"--device {device} applies to --policy planner without --proposal or --macro-model; "
+                                 "those run on the CPU (use --device cpu)")
+    import torch
+
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        raise PlannerConfigError(f"--device {device} is not usable here ({str(exc).splitlines()[0]}); use --device cpu") from None

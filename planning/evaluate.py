@@ -11,6 +11,7 @@ import numpy as np
 
 from simjepa_core.atomic import write_json, write_text
 
+from .agent import check_device
 from .errors import PlannerConfigError
 from .provenance import command_line, git_commit, high_level_identity, model_identity
 from .subgoals import check_subgoal_steps, is_privileged, load_subgoals, protocol, subgoal_steps
@@ -231,21 +232,6 @@ def evaluate(
     if out is not None:
         _write(results, Path(out))
     return results
-
-
-def check_device(device: str, policy: str, proposal: Any, macro_model: Any) -> None:
-    """Refuse an unusable ``device`` before any episode runs (a missing GPU is a one-line error)."""
-    if device == "cpu":
-        return
-    if policy != "planner" or proposal is not None or macro_model is not None:
-        raise PlannerConfigError(f"--device {device} applies to --policy planner without --proposal or --macro-model; "
-                                 "those run on the CPU (use --device cpu)")
-    import torch
-
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise PlannerConfigError(f"--device {device} is not usable here ({str(exc).splitlines()[0]}); use --device cpu") from None
 
 
 def _protocol_of(policy: str, subgoals: str) -> str:

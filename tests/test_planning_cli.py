@@ -285,3 +285,15 @@ def test_world_model_and_agent_load_onto_the_asked_device(tiny_model):
     assert next(wm.predictor.parameters()).device.type == "cpu" and wm.encoder.device.type == "cpu"
     with pytest.raises(PlannerConfigError, match="CPU only"):
         Agent.from_pretrained(tiny_model, device="cuda", proposal="p.pt")
+
+
+def test_plan_episode_device_is_checked_before_anything_loads(tiny_model, tmp_path, capsys):
+    import torch
+
+    base = ["--env", "simjepa/Reach-v0", "--seed", "0", "--model", str(tiny_model), "--out", str(tmp_path / "x")]
+    code, cap = run(simjepa_cli.plan_episode_main, [*base, "--device", "cuda", "--proposal", "p.pt"], capsys)
+    assert code == 2 and "--device cuda applies to --policy planner without --proposal" in cap.err
+    if not torch.cuda.is_available():
+        code, cap = run(simjepa_cli.plan_episode_main, [*base, "--device", "cuda"], capsys)
+        assert code == 2 and "not usable here" in cap.err and cap.err.count("\n") == 1
+    assert not (tmp_path / "x" / "metrics.json").exists()
