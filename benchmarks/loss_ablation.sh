@@ -6,6 +6,9 @@
 #
 # On a lent GPU machine (run from the repo root, carry .whl and .gl):  bash benchmarks/loss_ablation.sh
 # As a dry run of every stage at toy sizes on this CPU:                 TINY=1 bash benchmarks/loss_ablation.sh
+# Again on the still-warm machine, right after (within its idle window): AGAIN=1 bash benchmarks/loss_ablation.sh
+#   skips data and training and re-runs every cell the first call's deadline cut, from seed 1000, into eval2/
+#   (packed as eval2.tar.gz; the report keeps, per cell, whichever call finished more seeds).
 #
 # Data and recipe are `make default-model`'s (scripts/default_model.sh): mixed-policy episodes at 64 px from
 # seed 200000 (Reach 600, Push 300, PickPlace 300), the shipped encoder, `train --config mini --batch-size 32`.
@@ -52,6 +55,9 @@ LOSSES="l1 l2 huber"; SEEDS="0 1"; ENERGIES="l1 l2"
 { echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc --all)"; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee -a "$LOG"
 
 # --- data: the recipe's episodes, and the shipped encoder's features -------------------------------------
+AGAIN=${AGAIN:-0}
+EVAL=eval; [ "$AGAIN" = 1 ] && EVAL=eval2
+if [ "$AGAIN" != 1 ]; then
 FEATURES=()
 for spec in $TASKS; do
   IFS=: read -r dir task n <<<"$spec"
@@ -97,6 +103,7 @@ log "steps chosen: $STEPS"
 if [ "$STEPS" != "$STEPS_MAX" ]; then rm -rf "$WORK/runs"; fi  # another step count is another run: start afresh
 train_all "$STEPS" "" || { log "training failed"; tail -5 "$WORK"/train_*.log | tee -a "$LOG"; }
 log "trained: $(ls "$WORK"/runs/*/final.pt 2>/dev/null | wc -l) of 6 runs at $STEPS steps"
+fi  # AGAIN
 
 # --- closed loop: Reach cells first, then Push, then PickPlace; seed 0 before seed 1 ---------------------
 # one planned step on the device first: if planning there fails, the cells run on the CPU cores instead
@@ -107,20 +114,24 @@ fi
 JOBS="$WORK/jobs.txt"; : >"$JOBS"
 for cell in Reach:0 Reach:1 Push:0 PickPlace:0 Push:1 PickPlace:1; do IFS=: read -r task seed <<<"$cell"
   for loss in $LOSSES; do for energy in $ENERGIES; do
-    [ -f "$WORK/runs/${loss}_s$seed/final.pt" ] && echo "$task $loss $seed $energy" >>"$JOBS"
+    done_before=$(grep -l '"complete": true' "$WORK/eval/${task}_${loss}_s${seed}_$energy/results.json" 2>/dev/null)
+    [ -f "$WORK/runs/${loss}_s$seed/final.pt" ] && [ -z "$done_before" ] && echo "$task $loss $seed $energy" >>"$JOBS"
   done; done
 done
 evaluate_cell() {  # task loss seed energy
   local left=$((T0 + DEADLINE - $(date +%s)))
   [ $left -gt 20 ] || return 0
   timeout -k 5 $left $SJ evaluate --env "simjepa/$1-v0" --episodes $EPISODES --seed-start 1000 --model "$WORK/runs/$2_s$3" \
-    --energy "$4" $SEARCH --topk 10 --horizon 2 --device $DEVICE $MAX_STEPS --out "$WORK/eval/$1_$2_s$3_$4" \
-    >"$WORK/eval_$1_$2_s$3_$4.log" 2>&1
+    --energy "$4" $SEARCH --topk 10 --horizon 2 --device $DEVICE $MAX_STEPS --out "$WORK/$EVAL/$1_$2_s$3_$4" \
+    >"$WORK/${EVAL}_$1_$2_s$3_$4.log" 2>&1
 }
-export -f evaluate_cell; export SJ WORK T0 DEADLINE EPISODES DEVICE MAX_STEPS SEARCH
+export -f evaluate_cell; export SJ WORK T0 DEADLINE EPISODES DEVICE MAX_STEPS SEARCH EVAL
 log "evaluating $(wc -l <"$JOBS") cells, $PARALLEL at a time, until ${DEADLINE}s"
 xargs -P "$PARALLEL" -L 1 bash -c 'evaluate_cell "$@"' _ <"$JOBS"
-log "evaluation stopped: $(grep -l '"complete": true' "$WORK"/eval/*/results.json 2>/dev/null | wc -l) cells complete"
+log "evaluation stopped: $(grep -l '"complete": true' "$WORK"/$EVAL/*/results.json 2>/dev/null | wc -l) cells complete"
+if [ "$AGAIN" = 1 ]; then
+  (cd "$WORK" && tar czf "$OUTDIR/eval2.tar.gz" eval2 eval2_*.log) && log "packed eval2.tar.gz"; exit 0
+fi
 
 # --- pack: predictor weights without the embedded encoder (the shipped one, named by hash), logs, results --
 $PY - "$WORK" "$OUTDIR" <<'EOF' 2>&1 | tee -a "$LOG"
