@@ -563,12 +563,11 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
                          encoder_overrides={} if depth is None else {"depth": depth}, masks=masks, device=device)
     cfg.check()
     if device != "cpu":
-        import torch
+        from world_model.distributed import device_problem
 
-        try:
-            torch.empty(0, device=device)
-        except (RuntimeError, AssertionError) as exc:
-            raise PretrainError(f"--device {device} is not usable here ({str(exc).splitlines()[0]}); use --device cpu") from None
+        problem = device_problem(device)
+        if problem is not None:
+            raise PretrainError(f"--device {device} is not usable here ({problem}); use --device cpu")
     episodes = load_episode_frames(data_dirs, image_size)
     res = pretrain(cfg, episodes, out, progress=not quiet, data=list(data_dirs))
     from world_model.pretrain_plots import plot_pretrain_logs

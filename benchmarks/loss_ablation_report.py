@@ -346,12 +346,13 @@ def main() -> None:
         ap.error("--files and --heldout are required (or --from-json)")
     unpack(args.files, args.work)
     runs = sorted(p for p in (args.work / "runs").glob("*_s*") if (p / "final.pt").is_file())
-    models = {p.name: load_world_model(p, with_encoder=False).predictor.eval() for p in runs}
+    loaded = {p.name: load_world_model(p, with_encoder=False) for p in runs}
+    models = {name: wm.predictor.eval() for name, wm in loaded.items()}
     result = {"closed_loop": closed_loop(args.work), "training": training_noise(args.work),
               "rollout": rollout_errors(models, args.heldout), "probe": probe_errors(models, args.heldout),
               "val_json": {p.name: json.loads((p / "val.json").read_text()) for p in runs if (p / "val.json").is_file()},
-              "predictor_hashes": {p.name: load_world_model(p, with_encoder=False).info.get("rank_weight_hashes") for p in runs},
-              "train_settings": {p.name: load_world_model(p, with_encoder=False).info.get("train") for p in runs}}
+              "predictor_hashes": {name: wm.info.get("rank_weight_hashes") for name, wm in loaded.items()},
+              "train_settings": {name: wm.info.get("train") for name, wm in loaded.items()}}
     result["paired_reach"] = paired(result["closed_loop"])
     log = args.files / "run.log"
     result["device_run"] = {"commit": args.commit, "log": log.read_text() if log.is_file() else None}

@@ -211,8 +211,7 @@ class Agent:
         except ImportError:  # older layouts export it only from the bundle module
             from world_model.model_file import load_world_model
 
-        if device != "cpu" and (proposal is not None or macro_model is not None):
-            raise PlannerConfigError(f"device={device!r}: a proposal or a macro-step model runs on the CPU only; use device='cpu'")
+        check_device(device, "planner", proposal, macro_model)
         wm = load_world_model(model, device=device)
         config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)
         prior = None
@@ -350,15 +349,15 @@ class Agent:
 
 
 def check_device(device: str, policy: str = "planner", proposal: Any = None, macro_model: Any = None) -> None:
-    """Refuse an unusable ``device`` before any episode runs (a missing GPU is a one-line error)."""
+    """Refuse an unusable ``device`` before any model loads or episode runs (a missing GPU is a one-line
+    error); the proposal and the macro-step model run on the CPU, so they need ``device="cpu"``."""
     if device == "cpu":
         return
     if policy != "planner" or proposal is not None or macro_model is not None:
         raise PlannerConfigError(f"--device {device} applies to --policy planner without --proposal or --macro-model; "
-                                 "those run on the CPU (use --device cpu)")
-    import torch
+                                 "those run on the CPU only (use --device cpu)")
+    from world_model.distributed import device_problem
 
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        raise PlannerConfigError(f"--device {device} is not usable here ({str(exc).splitlines()[0]}); use --device cpu") from None
+    problem = device_problem(device)
+    if problem is not None:
+        raise PlannerConfigError(f"--device {device} is not usable here ({problem}); use --device cpu")

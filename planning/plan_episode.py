@@ -11,7 +11,7 @@ import numpy as np
 
 from simjepa_core.atomic import write_json
 
-from .agent import Agent, check_device
+from .agent import Agent
 from .errors import PlannerConfigError
 from .provenance import command_line, git_commit, high_level_identity, model_identity
 from .rollout import rollout
@@ -60,7 +60,7 @@ def plan_episode(
     ``proposal``: a proposal file (``simjepa train-proposal``) that seeds every CEM search.
     ``macro_model``: a macro-step model (``simjepa train --macro-steps k``) for two-level planning, its
     search overridden by ``macro_overrides`` (:mod:`planning.hierarchy`).
-    ``device``: where the world model runs (``"cuda"``: the search on a GPU; see :func:`planning.agent.check_device`).
+    ``device``: where the world model runs (``"cuda"``: the search on a GPU; checked by :meth:`Agent.from_pretrained`).
     ``subgoals``: ``"none"`` (the image-goal protocol) or ``"expert-replay"`` (privileged; see
     :mod:`planning.subgoals`); metrics.json records the protocol either way.
     ``subgoal_steps_per_goal``: steps on each sub-goal but the last (default :func:`subgoal_steps`).
@@ -74,7 +74,6 @@ def plan_episode(
     privileged = is_privileged(subgoals)  # also rejects an unknown mode before anything loads
     check_subgoal_steps(subgoals, subgoal_steps_per_goal)
     if agent is None:
-        check_device(device, "planner", proposal, macro_model)
         agent = Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged, proposal=proposal,
                                       macro_model=macro_model, macro_overrides=macro_overrides, device=device,
                                       **(planner_overrides or {}))

@@ -34,6 +34,16 @@ class Dist:
             dist.barrier()
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``device`` (cpu, cuda, cuda:1 ...) cannot hold tensors here, in one line; None when it can.
+    Asked before a long run starts, so a missing GPU is a message, not a traceback minutes in."""
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
 def init_distributed() -> Dist:
     """Join the process group torchrun set up (WORLD_SIZE > 1): nccl on GPU, gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
