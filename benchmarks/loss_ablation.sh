@@ -9,6 +9,13 @@
 # Again on the still-warm machine, right after (within its idle window): AGAIN=1 bash benchmarks/loss_ablation.sh
 #   skips data and training and re-runs every cell the first call's deadline cut, from seed 1000, into eval2/
 #   (packed as eval2.tar.gz; the report keeps, per cell, whichever call finished more seeds).
+# The rest on a fresh machine, with the trained predictors carried (carry .whl .gl runs/loss_ablation/work/runs):
+#   REST=1 bash benchmarks/loss_ablation.sh
+#   runs only the seeds of 1000-1049 that no earlier call finished (read from the committed
+#   docs/results/loss_ablation/loss_ablation.json and from this machine's eval3/, so calling it again continues),
+#   in chunks of CHUNK seeds, cells with the fewest seeds left first, into eval3/CELL/from<seed>/ (packed as
+#   eval3.tar.gz; the report merges every call's episodes per cell by seed). On a fresh machine after an
+#   earlier REST call, DONE_DIRS="DIR ..." (carried folders holding its unpacked eval3/) skips its seeds too.
 #
 # Data and recipe are `make default-model`'s (scripts/default_model.sh): mixed-policy episodes at 64 px from
 # seed 200000 (Reach 600, Push 300, PickPlace 300), the shipped encoder, `train --config mini --batch-size 32`.
@@ -55,9 +62,10 @@ LOSSES="l1 l2 huber"; SEEDS="0 1"; ENERGIES="l1 l2"
 { echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc --all)"; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee -a "$LOG"
 
 # --- data: the recipe's episodes, and the shipped encoder's features -------------------------------------
-AGAIN=${AGAIN:-0}
-EVAL=eval; [ "$AGAIN" = 1 ] && EVAL=eval2
-if [ "$AGAIN" != 1 ]; then
+AGAIN=${AGAIN:-0}; REST=${REST:-0}
+EVAL=eval; [ "$AGAIN" = 1 ] && EVAL=eval2; [ "$REST" = 1 ] && EVAL=eval3
+if [ "$REST" = 1 ] && [ ! -e "$WORK/runs" ]; then ln -s "$ROOT/${PREDICTORS:-runs/loss_ablation/work/runs}" "$WORK/runs"; fi
+if [ "$AGAIN" != 1 ] && [ "$REST" != 1 ]; then
 FEATURES=()
 for spec in $TASKS; do
   IFS=: read -r dir task n <<<"$spec"
@@ -103,7 +111,7 @@ log "steps chosen: $STEPS"
 if [ "$STEPS" != "$STEPS_MAX" ]; then rm -rf "$WORK/runs"; fi  # another step count is another run: start afresh
 train_all "$STEPS" "" || { log "training failed"; tail -5 "$WORK"/train_*.log | tee -a "$LOG"; }
 log "trained: $(ls "$WORK"/runs/*/final.pt 2>/dev/null | wc -l) of 6 runs at $STEPS steps"
-fi  # AGAIN
+fi  # AGAIN / REST
 
 # --- closed loop: Reach cells first, then Push, then PickPlace; seed 0 before seed 1 ---------------------
 # one planned step on the device first: if planning there fails, the cells run on the CPU cores instead
@@ -112,12 +120,38 @@ if ! $SJ evaluate --env simjepa/Reach-v0 --episodes 1 --seed-start 500 --model "
   log "planning on $DEVICE failed ($(tail -1 "$WORK/smoke.log")); evaluating on the CPU"; DEVICE=cpu
 fi
 JOBS="$WORK/jobs.txt"; : >"$JOBS"
+if [ "$REST" = 1 ]; then
+  # one line per chunk: task loss seed energy first-seed count (the seeds no call finished, by cell)
+  $PY - "$ROOT/docs/results/loss_ablation/loss_ablation.json" "$WORK" "${CHUNK:-5}" "$EPISODES" ${DONE_DIRS:-} >"$JOBS" 2>>"$LOG" <<'EOF' || exit 9
+import json, sys
+from pathlib import Path
+done_json, work, chunk, episodes = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+cells = [(t, l, s, e) for s in (0, 1) for t in ("Reach", "Push", "PickPlace") for l in ("l1", "l2", "huber") for e in ("l1", "l2")]
+done = {c: set() for c in cells}
+for r in json.loads(done_json.read_text())["closed_loop"]:
+    done[(r["task"], r["loss"], r["seed"], r["energy"])] |= set(r["seeds"])
+for path in [p for d in [work, *map(Path, sys.argv[5:])] for p in d.glob("eval3/*/*/results.json")]:
+    t, l, s, e = path.parent.parent.name.split("_"); done[(t, l, int(s[1:]), e)] |= set(json.loads(path.read_text())["seeds"])
+wanted = range(1000, 1000 + episodes)
+missing = {c: [x for x in wanted if x not in done[c]] for c in cells if (work / f"runs/{c[1]}_s{c[2]}/final.pt").is_file()}
+for c in sorted(missing, key=lambda c: (len(missing[c]), cells.index(c))):
+    seeds = missing[c]
+    while seeds:  # runs of consecutive seeds, at most `chunk` long
+        n = 1
+        while n < min(chunk, len(seeds)) and seeds[n] == seeds[0] + n:
+            n += 1
+        print(*c, seeds[0], n)
+        seeds = seeds[n:]
+print(f"{sum(map(len, missing.values()))} episodes left in {sum(1 for m in missing.values() if m)} cells", file=sys.stderr)
+EOF
+else
 for cell in Reach:0 Reach:1 Push:0 PickPlace:0 Push:1 PickPlace:1; do IFS=: read -r task seed <<<"$cell"
   for loss in $LOSSES; do for energy in $ENERGIES; do
     done_before=$(grep -l '"complete": true' "$WORK/eval/${task}_${loss}_s${seed}_$energy/results.json" 2>/dev/null)
     [ -f "$WORK/runs/${loss}_s$seed/final.pt" ] && [ -z "$done_before" ] && echo "$task $loss $seed $energy" >>"$JOBS"
   done; done
 done
+fi
 evaluate_cell() {  # task loss seed energy
   local left=$((T0 + DEADLINE - $(date +%s)))
   [ $left -gt 20 ] || return 0
@@ -125,10 +159,22 @@ evaluate_cell() {  # task loss seed energy
     --energy "$4" $SEARCH --topk 10 --horizon 2 --device $DEVICE $MAX_STEPS --out "$WORK/$EVAL/$1_$2_s$3_$4" \
     >"$WORK/${EVAL}_$1_$2_s$3_$4.log" 2>&1
 }
-export -f evaluate_cell; export SJ WORK T0 DEADLINE EPISODES DEVICE MAX_STEPS SEARCH EVAL
-log "evaluating $(wc -l <"$JOBS") cells, $PARALLEL at a time, until ${DEADLINE}s"
-xargs -P "$PARALLEL" -L 1 bash -c 'evaluate_cell "$@"' _ <"$JOBS"
+evaluate_chunk() {  # task loss seed energy first-seed count
+  local left=$((T0 + DEADLINE - $(date +%s)))
+  [ $left -gt 20 ] || return 0
+  timeout -k 5 $left $SJ evaluate --env "simjepa/$1-v0" --episodes $6 --seed-start $5 --model "$WORK/runs/$2_s$3" \
+    --energy "$4" $SEARCH --topk 10 --horizon 2 --device $DEVICE $MAX_STEPS --out "$WORK/$EVAL/$1_$2_s$3_$4/from$5" \
+    >"$WORK/${EVAL}_$1_$2_s$3_$4_from$5.log" 2>&1
+}
+export -f evaluate_cell evaluate_chunk; export SJ WORK T0 DEADLINE EPISODES DEVICE MAX_STEPS SEARCH EVAL
+FN=evaluate_cell; [ "$REST" = 1 ] && FN=evaluate_chunk
+log "evaluating $(wc -l <"$JOBS") jobs ($FN), $PARALLEL at a time, until ${DEADLINE}s"
+xargs -P "$PARALLEL" -L 1 bash -c "$FN \"\$@\"" _ <"$JOBS"
 log "evaluation stopped: $(grep -l '"complete": true' "$WORK"/$EVAL/*/results.json 2>/dev/null | wc -l) cells complete"
+if [ "$REST" = 1 ]; then
+  log "episodes finished in $EVAL: $($PY -c 'import json, sys; print(sum(len(json.load(open(p))["seeds"]) for p in sys.argv[1:]))' "$WORK"/$EVAL/*/*/results.json)"
+  (cd "$WORK" && tar czf "$OUTDIR/eval3.tar.gz" eval3 eval3_*.log) && log "packed eval3.tar.gz"; exit 0
+fi
 if [ "$AGAIN" = 1 ]; then
   (cd "$WORK" && tar czf "$OUTDIR/eval2.tar.gz" eval2 eval2_*.log) && log "packed eval2.tar.gz"; exit 0
 fi
