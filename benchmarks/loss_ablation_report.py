@@ -46,31 +46,48 @@ CUBE = slice(7, 10)  # state[7:10]: the cube centre (envs/tasks.py CUBE_POS)
 
 
 def unpack(files: Path, work: Path) -> None:
-    """``eval2.tar.gz`` (optional): a second device call's cells (``eval2/``), run after the first call's
-    deadline on the same warm machine; each cell keeps whichever call finished more of its seeds."""
+    """Every ``eval*.tar.gz`` beside the predictors: the first call's ``eval/``, a second call's ``eval2/`` on
+    the same warm machine, ``REST=1`` calls' ``eval3/CELL/from<seed>/`` (the seeds no earlier call finished)."""
     for tar in sorted(files.glob("predictors_*.tar")) + sorted(files.glob("eval*.tar.gz")):
         with tarfile.open(tar) as t:
             t.extractall(work / ("runs" if tar.name.startswith("predictors") else "."), filter="data")
 
 
 # --- closed loop ---------------------------------------------------------------------------------------------
-def closed_loop(work: Path) -> list[dict]:
-    best: dict[str, tuple[Path, dict]] = {}
-    for path in sorted(work.glob("eval*/*/results.json")):
+FIRST_SEED, SEEDS_PER_CELL = 1000, 50
+
+
+def closed_loop(work: Path, wanted: range = range(FIRST_SEED, FIRST_SEED + SEEDS_PER_CELL)) -> list[dict]:
+    """One row per cell, its episodes merged by seed over every call (``eval*/CELL/results.json`` and
+    ``eval*/CELL/*/results.json``). Planning is seeded per episode, so a seed run twice must agree: a
+    disagreement stops the report rather than picking one. ``complete``: every seed of ``wanted`` ran."""
+    episodes: dict[str, dict[int, dict]] = {}
+    sources: dict[str, list[str]] = {}
+    meta: dict[str, dict] = {}
+    for path in sorted(work.glob("eval*/*/results.json")) + sorted(work.glob("eval*/*/*/results.json")):
+        cell = path.relative_to(work).parts[1]
         r = json.loads(path.read_text())
-        if path.parent.name not in best or len(r["episodes"]) > len(best[path.parent.name][1]["episodes"]):
-            best[path.parent.name] = (path, r)
+        by_seed = episodes.setdefault(cell, {})
+        for e in r["episodes"]:
+            seen = by_seed.setdefault(e["seed"], e)
+            if abs(seen["final_distance"] - e["final_distance"]) > 1e-6 or seen["success"] != e["success"]:
+                raise SystemExit(f"{cell} seed {e['seed']}: {path} disagrees with an earlier call "
+                                 f"({e['final_distance']:.4f} vs {seen['final_distance']:.4f} m)")
+        sources.setdefault(cell, []).append(str(path.relative_to(work)))
+        meta.setdefault(cell, {"protocol": r.get("protocol"), "command": r.get("command")})
     rows = []
-    for cell, (path, r) in sorted(best.items()):
+    for cell in sorted(episodes):
         task, loss, seed, energy = re.fullmatch(r"(\w+?)_(l1|l2|huber)_s(\d)_(l1|l2)", cell).groups()
-        d = np.array([e["final_distance"] for e in r["episodes"]])
+        eps = [episodes[cell][k] for k in sorted(episodes[cell])]
+        d = np.array([e["final_distance"] for e in eps])
+        spa = [e["seconds_per_action"] for e in eps if "seconds_per_action" in e]
         rows.append(dict(task=task, loss=loss, seed=int(seed), energy=energy, episodes=len(d),
-                         complete=bool(r.get("complete")), successes=int(sum(e["success"] for e in r["episodes"])),
+                         complete=set(wanted) <= set(episodes[cell]), successes=int(sum(e["success"] for e in eps)),
                          median_distance=float(np.median(d)), p90_distance=float(np.percentile(d, 90)),
-                         seconds_per_action=float(r.get("mean_seconds_per_action", float("nan"))),
-                         seeds=[e["seed"] for e in r["episodes"]], distances=d.round(4).tolist(),
-                         success_flags=[bool(e["success"]) for e in r["episodes"]],
-                         protocol=r.get("protocol"), command=r.get("command"), source=str(path.relative_to(work))))
+                         seconds_per_action=float(np.mean(spa)) if spa else float("nan"),
+                         seeds=[e["seed"] for e in eps], distances=d.round(4).tolist(),
+                         success_flags=[bool(e["success"]) for e in eps],
+                         protocol=meta[cell]["protocol"], command=meta[cell]["command"], source=sources[cell]))
     return rows
 
 
@@ -354,8 +371,8 @@ def main() -> None:
               "predictor_hashes": {name: wm.info.get("rank_weight_hashes") for name, wm in loaded.items()},
               "train_settings": {name: wm.info.get("train") for name, wm in loaded.items()}}
     result["paired_reach"] = paired(result["closed_loop"])
-    log = args.files / "run.log"
-    result["device_run"] = {"commit": args.commit, "log": log.read_text() if log.is_file() else None}
+    logs = sorted(args.files.glob("run*.log"))  # run.log: the first call; run_*.log: later calls, if any
+    result["device_run"] = {"commit": args.commit, "log": "\n".join(p.read_text() for p in logs) or None}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "loss_ablation.json").write_text(json.dumps(result, indent=1))
     print("plots:", plots(result, args.images))

@@ -7,10 +7,10 @@ import pytest
 from benchmarks.loss_ablation_report import closed_loop, paired, sign_test_p, summary_markdown, training_noise
 
 
-def _cell(root, call, name, successes, distances):
+def _cell(root, call, name, successes, distances, first=1000):
     d = root / call / name
     d.mkdir(parents=True)
-    eps = [{"seed": 1000 + i, "success": s, "final_distance": x} for i, (s, x) in enumerate(zip(successes, distances))]
+    eps = [{"seed": first + i, "success": s, "final_distance": x} for i, (s, x) in enumerate(zip(successes, distances))]
     (d / "results.json").write_text(json.dumps({"episodes": eps, "complete": len(eps) == 3, "protocol": "image-goal",
                                                 "mean_seconds_per_action": 0.1, "command": "simjepa evaluate"}))
 
@@ -21,18 +21,27 @@ def test_sign_test_matches_the_exact_binomial():
     assert sign_test_p(3, 3) == 1.0 and sign_test_p(0, 0) == 1.0
 
 
-def test_closed_loop_keeps_the_longer_call_and_pairs_by_seed(tmp_path):
+def test_closed_loop_merges_every_call_by_seed_and_pairs_by_seed(tmp_path):
     _cell(tmp_path, "eval", "Reach_l1_s0_l1", [True, False], [0.01, 0.3])  # cut by the deadline
-    _cell(tmp_path, "eval2", "Reach_l1_s0_l1", [True, False, True], [0.01, 0.3, 0.02])  # the second call got further
+    _cell(tmp_path, "eval2", "Reach_l1_s0_l1", [True], [0.01])  # a second call, cut sooner: the same seed agrees
+    _cell(tmp_path, "eval3", "Reach_l1_s0_l1/from1002", [True], [0.02], first=1002)  # REST=1: the seed left
     _cell(tmp_path, "eval", "Reach_l1_s0_l2", [False, False, True], [0.2, 0.3, 0.02])
     _cell(tmp_path, "eval", "Push_huber_s1_l2", [False], [0.15])
-    rows = closed_loop(tmp_path)
+    rows = closed_loop(tmp_path, wanted=range(1000, 1003))
     by = {(r["task"], r["loss"], r["seed"], r["energy"]): r for r in rows}
-    assert by[("Reach", "l1", 0, "l1")]["episodes"] == 3 and by[("Reach", "l1", 0, "l1")]["source"].startswith("eval2")
-    assert by[("Reach", "l1", 0, "l1")]["p90_distance"] == pytest.approx(np.percentile([0.01, 0.3, 0.02], 90))
+    merged = by[("Reach", "l1", 0, "l1")]
+    assert merged["seeds"] == [1000, 1001, 1002] and merged["complete"] and len(merged["source"]) == 3
+    assert merged["p90_distance"] == pytest.approx(np.percentile([0.01, 0.3, 0.02], 90))
     assert not by[("Push", "huber", 1, "l2")]["complete"]
     pair = next(p for p in paired(rows) if p["a"] == "l1/l1" and p["b"] == "l1/l2")
     assert (pair["a_only"], pair["b_only"]) == (1, 0)  # seed 1000: l1 energy succeeds, l2 fails; 1002 both succeed
+
+
+def test_closed_loop_refuses_calls_that_disagree_on_a_seed(tmp_path):
+    _cell(tmp_path, "eval", "Push_l1_s0_l1", [False], [0.15])
+    _cell(tmp_path, "eval2", "Push_l1_s0_l1", [False], [0.17])  # planning is seeded per episode: must not differ
+    with pytest.raises(SystemExit, match="seed 1000"):
+        closed_loop(tmp_path)
 
 
 def test_training_noise_sees_l1s_clipped_gradients(tmp_path):
