@@ -32,6 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from planning.errors import PlannerConfigError  # noqa: E402
+from planning.evaluate import merge_results  # noqa: E402
 from world_model.data import load_windows  # noqa: E402
 from world_model.feature_cache import FeatureCache  # noqa: E402
 from world_model.losses import rollout  # noqa: E402
@@ -59,35 +61,27 @@ FIRST_SEED, SEEDS_PER_CELL = 1000, 50
 
 def closed_loop(work: Path, wanted: range = range(FIRST_SEED, FIRST_SEED + SEEDS_PER_CELL)) -> list[dict]:
     """One row per cell, its episodes merged by seed over every call (``eval*/CELL/results.json`` and
-    ``eval*/CELL/*/results.json``). Planning is seeded per episode, so a seed run twice must agree: a
-    disagreement stops the report rather than picking one. ``complete``: every seed of ``wanted`` ran."""
-    episodes: dict[str, dict[int, dict]] = {}
-    sources: dict[str, list[str]] = {}
-    meta: dict[str, dict] = {}
+    ``eval*/CELL/*/results.json``) with :func:`planning.evaluate.merge_results`, which refuses calls that
+    disagree on a seed. ``complete``: every seed of ``wanted`` ran."""
+    parts: dict[str, list[tuple[Path, dict]]] = {}
     for path in sorted(work.glob("eval*/*/results.json")) + sorted(work.glob("eval*/*/*/results.json")):
-        cell = path.relative_to(work).parts[1]
-        r = json.loads(path.read_text())
-        by_seed = episodes.setdefault(cell, {})
-        for e in r["episodes"]:
-            seen = by_seed.setdefault(e["seed"], e)
-            if abs(seen["final_distance"] - e["final_distance"]) > 1e-6 or seen["success"] != e["success"]:
-                raise SystemExit(f"{cell} seed {e['seed']}: {path} disagrees with an earlier call "
-                                 f"({e['final_distance']:.4f} vs {seen['final_distance']:.4f} m)")
-        sources.setdefault(cell, []).append(str(path.relative_to(work)))
-        meta.setdefault(cell, {"protocol": r.get("protocol"), "command": r.get("command")})
+        parts.setdefault(path.relative_to(work).parts[1], []).append((path, json.loads(path.read_text())))
     rows = []
-    for cell in sorted(episodes):
+    for cell in sorted(parts):
         task, loss, seed, energy = re.fullmatch(r"(\w+?)_(l1|l2|huber)_s(\d)_(l1|l2)", cell).groups()
-        eps = [episodes[cell][k] for k in sorted(episodes[cell])]
+        try:
+            r = merge_results([data for _, data in parts[cell]])
+        except PlannerConfigError as exc:
+            raise SystemExit(f"{cell}: {exc}") from None
+        eps = r["episodes"]
         d = np.array([e["final_distance"] for e in eps])
-        spa = [e["seconds_per_action"] for e in eps if "seconds_per_action" in e]
         rows.append(dict(task=task, loss=loss, seed=int(seed), energy=energy, episodes=len(d),
-                         complete=set(wanted) <= set(episodes[cell]), successes=int(sum(e["success"] for e in eps)),
+                         complete=set(wanted) <= set(r["seeds"]), successes=int(sum(e["success"] for e in eps)),
                          median_distance=float(np.median(d)), p90_distance=float(np.percentile(d, 90)),
-                         seconds_per_action=float(np.mean(spa)) if spa else float("nan"),
-                         seeds=[e["seed"] for e in eps], distances=d.round(4).tolist(),
-                         success_flags=[bool(e["success"]) for e in eps],
-                         protocol=meta[cell]["protocol"], command=meta[cell]["command"], source=sources[cell]))
+                         seconds_per_action=r["mean_seconds_per_action"],
+                         seeds=r["seeds"], distances=d.round(4).tolist(), success_flags=[bool(e["success"]) for e in eps],
+                         protocol=r.get("protocol"), command=r.get("command"),
+                         source=[str(path.relative_to(work)) for path, _ in parts[cell]]))
     return rows
 
 

@@ -263,3 +263,77 @@ def _results(run: dict[str, Any], rows: list[dict[str, Any]], complete: bool) ->
 def _write(results: dict[str, Any], out: Path) -> None:
     write_json(out / "results.json", results)
     write_text(out / "results.md", results_markdown(results))
+
+
+# --- merging runs of one configuration -------------------------------------------------------------------
+_IDENTITY = ("env", "policy", "protocol", "model", "proposal", "macro_model")
+
+
+def _settings_key(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings without unset values: files written before a setting existed compare equal to ones that
+    leave it unset (``device`` defaults to ``cpu``, as it did before it was recorded)."""
+    def unset(v: Any) -> bool:
+        return v is None or v == {} or v == []
+
+    out = {k: v for k, v in settings.items() if not unset(v)}
+    for k, v in settings.items():
+        if isinstance(v, dict):
+            out[k] = {kk: vv for kk, vv in v.items() if not unset(vv)}
+    out.setdefault("device", "cpu")
+    return {k: v for k, v in out.items() if not unset(v)}
+
+
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One results dict from runs of the same configuration over different seeds (a run a session could
+    not finish, continued later from the next seed).
+
+    Why this is safe: every episode's planner is reseeded from its env seed, so a seed run twice gives the
+    same episode. Refused (``PlannerConfigError``) when the runs differ in env, policy, protocol, model,
+    proposal, macro model or settings, when a seed run by two parts disagrees, or when the parts' planner
+    configs name different fields (written by different code versions) and no seed was run by both to show
+    they plan alike. The merged dict keeps every part's command, commit and seeds under ``merged_from``;
+    ``complete`` says whether every seed any part requested ran.
+    """
+    if not parts:
+        raise PlannerConfigError("nothing to merge: give at least one results file")
+    first = parts[0]
+    for p in parts[1:]:
+        for key in _IDENTITY:
+            if p.get(key) != first.get(key):
+                raise PlannerConfigError(f"runs differ in {key}: {first.get(key)!r} vs {p.get(key)!r}; only runs of "
+                                         "one configuration merge")
+        if _settings_key(p.get("settings") or {}) != _settings_key(first.get("settings") or {}):
+            raise PlannerConfigError(f"runs differ in settings: {first.get('settings')} vs {p.get('settings')}")
+        a, b = first.get("planner") or {}, p.get("planner") or {}
+        shared = set(a) & set(b)
+        if any(a[k] != b[k] for k in shared):
+            raise PlannerConfigError("runs differ in planner settings: "
+                                     + ", ".join(f"{k} {a[k]!r} vs {b[k]!r}" for k in sorted(shared) if a[k] != b[k]))
+    by_seed: dict[int, dict[str, Any]] = {}
+    overlap: set[int] = set()
+    for p in parts:
+        for row in p["episodes"]:
+            seen = by_seed.setdefault(int(row["seed"]), row)
+            if seen is row:
+                continue
+            overlap.add(int(row["seed"]))
+            if seen["success"] != row["success"] or abs(seen["final_distance"] - row["final_distance"]) > 1e-6:
+                raise PlannerConfigError(f"seed {row['seed']} ran twice with different outcomes (final distance "
+                                         f"{seen['final_distance']:.4f} vs {row['final_distance']:.4f} m): not the same "
+                                         "configuration, or not deterministic; these runs do not merge")
+    if len({frozenset(p.get("planner") or {}) for p in parts}) > 1 and not overlap:
+        raise PlannerConfigError("the runs' planner configs come from different code versions (different fields) "
+                                 "and share no seed; re-run one seed of the earlier run with the later code to show "
+                                 "they plan alike, and merge it too")
+    rows = [by_seed[s] for s in sorted(by_seed)]
+    requested = sorted({int(s) for p in parts for s in p.get("seeds_requested") or [r["seed"] for r in p["episodes"]]})
+    merged = {k: v for k, v in first.items() if k not in ("episodes", "seeds", "seeds_requested", "complete", "seconds")}
+    merged.update({
+        "seed_start": requested[0], "seeds": [r["seed"] for r in rows], "seeds_requested": requested,
+        "complete": set(requested) <= set(by_seed), **summarize(rows),
+        "seconds": float(sum(p.get("seconds") or 0.0 for p in parts)), "episodes": rows,
+        "merged_from": [{"command": p.get("command"), "commit": p.get("commit"), "seeds": [r["seed"] for r in p["episodes"]],
+                         "planner": p.get("planner")} for p in parts],
+        "seeds_run_twice": sorted(overlap),
+    })
+    return merged

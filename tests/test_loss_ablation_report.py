@@ -10,7 +10,8 @@ from benchmarks.loss_ablation_report import closed_loop, paired, sign_test_p, su
 def _cell(root, call, name, successes, distances, first=1000):
     d = root / call / name
     d.mkdir(parents=True)
-    eps = [{"seed": first + i, "success": s, "final_distance": x} for i, (s, x) in enumerate(zip(successes, distances))]
+    eps = [{"seed": first + i, "success": s, "final_distance": x, "steps": 30, "seconds_per_action": 0.1}
+           for i, (s, x) in enumerate(zip(successes, distances))]
     (d / "results.json").write_text(json.dumps({"episodes": eps, "complete": len(eps) == 3, "protocol": "image-goal",
                                                 "mean_seconds_per_action": 0.1, "command": "simjepa evaluate"}))
 

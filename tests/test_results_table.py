@@ -183,3 +183,14 @@ def test_output_does_not_depend_on_string_hashing(results_dir: Path, tmp_path: P
         outs.append(docs.read_text())
     assert outs[0] == outs[1] == outs[2]
     assert outs[0].index("### Hopper") < outs[0].index("### Pusher") < outs[0].index("### Reacher")
+
+
+def test_a_merged_run_names_its_continuations(results_dir: Path) -> None:
+    path = results_dir / "eval" / "Push-planner-image-goal.json"
+    data = json.loads(path.read_text())
+    data["merged_from"] = [{"command": data["command"], "seeds": list(range(1000, 1021))},
+                           {"command": "simjepa evaluate ... --seed-start 1020", "seeds": list(range(1020, 1050))}]
+    _write(path, data)
+    row = next(r for r in rt.load_results(results_dir).evals if r.stem == "Push-planner-image-goal")
+    assert row.command.startswith(data["command"]) and "continued from seed 1020" in row.command
+    assert row.episodes == 50 and row.complete
