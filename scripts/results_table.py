@@ -268,10 +268,10 @@ def _eval_row(rel: str, data: dict[str, Any]) -> EvalRow:
         command = " ".join(str(c) for c in command)
     if not command:
         command = _reconstruct_command(data, episodes, data.get("seed_start", min(seeds, default=0)))
-    merged = data.get("merged_from") or []
+    merged = [m for m in data.get("merged_from") or [] if isinstance(m, dict)]  # older files: a list of names
     if len(merged) > 1:  # scripts/merge_results.py: a cut run and its continuations, each command in the file
         starts = ", ".join(str(min(m.get("seeds") or [0])) for m in merged[1:])
-        command = f"{command}; continued from seed {starts} with the same flags (merged by scripts/merge_results.py)"
+        command = f"{command}; continued from seed {starts}, same settings (merged by scripts/merge_results.py)"
     env = str(data.get("env", "?"))
     settings = data.get("settings") or {}
     return EvalRow(
