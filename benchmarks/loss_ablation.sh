@@ -152,27 +152,21 @@ for cell in Reach:0 Reach:1 Push:0 PickPlace:0 Push:1 PickPlace:1; do IFS=: read
   done; done
 done
 fi
-evaluate_cell() {  # task loss seed energy
+evaluate_job() {  # task loss seed energy [first-seed count]: a whole cell, or (REST) a chunk of its seeds
   local left=$((T0 + DEADLINE - $(date +%s)))
   [ $left -gt 20 ] || return 0
-  timeout -k 5 $left $SJ evaluate --env "simjepa/$1-v0" --episodes $EPISODES --seed-start 1000 --model "$WORK/runs/$2_s$3" \
-    --energy "$4" $SEARCH --topk 10 --horizon 2 --device $DEVICE $MAX_STEPS --out "$WORK/$EVAL/$1_$2_s$3_$4" \
-    >"$WORK/${EVAL}_$1_$2_s$3_$4.log" 2>&1
+  local name="$1_$2_s$3_$4${5:+/from$5}"
+  timeout -k 5 $left $SJ evaluate --env "simjepa/$1-v0" --episodes "${6:-$EPISODES}" --seed-start "${5:-1000}" \
+    --model "$WORK/runs/$2_s$3" --energy "$4" $SEARCH --topk 10 --horizon 2 --device $DEVICE $MAX_STEPS \
+    --out "$WORK/$EVAL/$name" >"$WORK/${EVAL}_${name//\//_}.log" 2>&1
 }
-evaluate_chunk() {  # task loss seed energy first-seed count
-  local left=$((T0 + DEADLINE - $(date +%s)))
-  [ $left -gt 20 ] || return 0
-  timeout -k 5 $left $SJ evaluate --env "simjepa/$1-v0" --episodes $6 --seed-start $5 --model "$WORK/runs/$2_s$3" \
-    --energy "$4" $SEARCH --topk 10 --horizon 2 --device $DEVICE $MAX_STEPS --out "$WORK/$EVAL/$1_$2_s$3_$4/from$5" \
-    >"$WORK/${EVAL}_$1_$2_s$3_$4_from$5.log" 2>&1
-}
-export -f evaluate_cell evaluate_chunk; export SJ WORK T0 DEADLINE EPISODES DEVICE MAX_STEPS SEARCH EVAL
-FN=evaluate_cell; [ "$REST" = 1 ] && FN=evaluate_chunk
-log "evaluating $(wc -l <"$JOBS") jobs ($FN), $PARALLEL at a time, until ${DEADLINE}s"
-xargs -P "$PARALLEL" -L 1 bash -c "$FN \"\$@\"" _ <"$JOBS"
+export -f evaluate_job; export SJ WORK T0 DEADLINE EPISODES DEVICE MAX_STEPS SEARCH EVAL
+log "evaluating $(wc -l <"$JOBS") jobs, $PARALLEL at a time, until ${DEADLINE}s"
+xargs -r -P "$PARALLEL" -L 1 bash -c 'evaluate_job "$@"' _ <"$JOBS"
 log "evaluation stopped: $(grep -l '"complete": true' "$WORK"/$EVAL/*/results.json 2>/dev/null | wc -l) cells complete"
 if [ "$REST" = 1 ]; then
-  log "episodes finished in $EVAL: $($PY -c 'import json, sys; print(sum(len(json.load(open(p))["seeds"]) for p in sys.argv[1:]))' "$WORK"/$EVAL/*/*/results.json)"
+  [ -d "$WORK/$EVAL" ] || { log "no seeds left to run"; exit 0; }
+  log "episodes finished in $EVAL: $($PY -c 'import glob, json, sys; print(sum(len(json.load(open(p))["seeds"]) for p in glob.glob(sys.argv[1])))' "$WORK/$EVAL/*/*/results.json")"
   (cd "$WORK" && tar czf "$OUTDIR/eval3.tar.gz" eval3 eval3_*.log) && log "packed eval3.tar.gz"; exit 0
 fi
 if [ "$AGAIN" = 1 ]; then

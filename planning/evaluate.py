@@ -275,12 +275,8 @@ def _settings_key(settings: dict[str, Any]) -> dict[str, Any]:
     def unset(v: Any) -> bool:
         return v is None or v == {} or v == []
 
-    out = {k: v for k, v in settings.items() if not unset(v)}
-    for k, v in settings.items():
-        if isinstance(v, dict):
-            out[k] = {kk: vv for kk, vv in v.items() if not unset(vv)}
-    out.setdefault("device", "cpu")
-    return {k: v for k, v in out.items() if not unset(v)}
+    cleaned = {k: {kk: vv for kk, vv in v.items() if not unset(vv)} if isinstance(v, dict) else v for k, v in settings.items()}
+    return {"device": "cpu"} | {k: v for k, v in cleaned.items() if not unset(v)}
 
 
 def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
