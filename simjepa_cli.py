@@ -475,6 +475,9 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--depth", type=SMALL, default=3, show_default=True, help="MLP hidden layers.")
 @click.option("--last-frame-prob", type=_Real(0, 1), default=0.5, show_default=True,
               help="Share of hindsight goals that are the episode's last frame (else a uniform later frame).")
+@click.option("--proprio-delta", is_flag=True,
+              help="Also feed the proprio's change since the previous step (a velocity). For torque-controlled envs "
+                   "whose state[:7] holds none, e.g. Pusher-v5's joint angles.")
 @click.option("--val-fraction", type=_Real(0, 1, max_open=True), default=0.1, show_default=True,
               help="Episodes held out for the validation L1.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, split and batches.")
@@ -482,12 +485,12 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, hidden, depth, last_frame_prob,
-                       val_fraction, seed, ckpt_every, quiet) -> None:
+                       proprio_delta, val_fraction, seed, ckpt_every, quiet) -> None:
     """Train a goal-conditioned action proposal on frozen features (behaviour cloning, hindsight goals).
 
     A small MLP maps (current frame's pooled features, the arm's proprio state[:7], a goal frame's
-    pooled features) to the next --horizon actions; goals are later frames of the same episode
-    (the last one with --last-frame-prob), L1 loss. Re-running the same command after a kill
+    pooled features) to the next --horizon actions, within the largest |action| of the data (at
+    least 1); goals are later frames of the same episode (the last one with --last-frame-prob), L1 loss. Re-running the same command after a kill
     resumes to the same weights. Use it with `--proposal OUT` on plan-episode / evaluate: it seeds
     the CEM (the world model's energy still decides), or acts alone with `evaluate --policy proposal`.
 
@@ -500,7 +503,8 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
     from world_model.proposal import ProposalTrainConfig, open_caches, train_proposal
 
     cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, hidden=hidden, depth=depth, steps=steps,
-                              batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, val_fraction=val_fraction,
+                              batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, proprio_delta=proprio_delta,
+                              val_fraction=val_fraction,
                               seed=seed, ckpt_every=ckpt_every, progress=not quiet)
     cfg.check()
     summary = train_proposal(cfg, open_caches(features))

@@ -13,6 +13,7 @@ built with ``privileged_goal_state=True``, the privileged protocol that the ener
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import warnings
@@ -238,12 +239,26 @@ class Agent:
         if self.high_level is not None:
             self.high_level.bind(advance)
 
-    def reset(self, action_scale: np.ndarray | None = None) -> None:
-        """Start a new episode: forget history and the previous plan, reseed the search."""
+    def reset(self, action_scale: np.ndarray | None = None, action_box: tuple[float, float] | None = None) -> None:
+        """Start a new episode: forget history and the previous plan, reseed the search.
+
+        ``action_box``: for an env whose actions are not the arm's 7-D deltas (an adapted Gymnasium env's
+        torques), its action bounds ``(low, high)``: the search then covers that box and treats every dim
+        alike (no frozen rotation, no gripper dim). Pusher-v5's torques span [-2, 2]; a search kept in the
+        arm's [-1, 1] could not use half of them.
+        """
+        if action_box is not None:
+            low, high = (float(v) for v in action_box)
+            cem = dataclasses.replace(self.config.cem, action_low=low, action_high=high, arm_actions=False,
+                                      gripper_init_mean=min(max(self.config.cem.gripper_init_mean, low), high))
+            cem.validate()
+            self.config = dataclasses.replace(self.config, cem=cem)  # a config shared with other agents stays as it was
+            self.set_action_scale(self.action_scale)
         if action_scale is not None:
             self.set_action_scale(action_scale)
         self._feats: list[torch.Tensor] = []  # each [V, N, D]: one frame per camera
         self._states: list[np.ndarray] = []
+        self._prev_state: np.ndarray | None = None
         self._actions: list[np.ndarray] = []
         self._queue: list[np.ndarray] = []
         self._prev_plan: torch.Tensor | None = None
@@ -307,6 +322,7 @@ class Agent:
         goal_frames, goal_state = self.goal_inputs(goal)
 
         c = self.config.context_frames
+        self._prev_state = self._states[-1] if self._states else None  # the proposal's velocity input
         self._feats = (self._feats + [self.encode_views(frames)])[-c:]
         self._states = (self._states + [state])[-c:]
         self._actions = self._actions[-(len(self._feats) - 1):] if len(self._feats) > 1 else []
@@ -327,12 +343,13 @@ class Agent:
                    else torch.zeros(0, self.action_dim))
         feats = torch.stack(self._feats, dim=1)  # [V, C, N, D]
         contexts = [Context(feats[v], states, actions) for v in range(len(self.cameras))]  # one per camera
-        init = shift_plan(self._prev_plan) if (self.config.cem.warm_start and self._prev_plan is not None) else None
+        arm = self.config.cem.arm_actions
+        init = shift_plan(self._prev_plan, arm) if (self.config.cem.warm_start and self._prev_plan is not None) else None
         goal_t = None if goal_state is None else torch.from_numpy(goal_state).float()
         goals = [self.goal_features(g) for g in goal_frames]
         anchor = None
         if self.proposal is not None:  # the initial-mean hook: the proposal seeds the search
-            anchor = self.proposal(feats[0, -1], self._states[-1], goals[0], self.config.cem.horizon)
+            anchor = self.proposal(feats[0, -1], self._states[-1], goals[0], self.config.cem.horizon, self._prev_state)
             init = anchor
         if self.high_level is not None:  # two-level planning: steer to the macro model's next latent sub-goal
             high = self.high_level.subgoals(contexts, goals, self.action_dim, self.generator)
@@ -342,7 +359,7 @@ class Agent:
         self._prev_plan = torch.from_numpy(result.actions)
         if steps > 1:  # warm start from what remains after executing `steps` actions
             for _ in range(steps - 1):
-                self._prev_plan = shift_plan(self._prev_plan)
+                self._prev_plan = shift_plan(self._prev_plan, arm)
         self._queue = [a.astype(np.float32) for a in result.actions[:steps]]
         self.last_energy = result.energy
         self.last_plan = result

@@ -40,6 +40,9 @@ class CEMConfig:
     action_low: float = -1.0
     action_high: float = 1.0
     translation_only: bool = True
+    # the action is the arm's 7-D [translation, rotation, gripper] (rotation frozen by translation_only, a gripper
+    # dim); False for any other action space, e.g. an adapted env's 7 torques, where every dim is searched alike
+    arm_actions: bool = True
     warm_start: bool = True
     seed: int = 0
     # seeding by a proposal (``cem(..., anchor=...)``): this fraction of each iteration's samples is drawn
@@ -84,29 +87,29 @@ class CEMResult:
     extras: dict = field(default_factory=dict)
 
 
-def frozen_dims(action_dim: int, translation_only: bool) -> list[int]:
+def frozen_dims(action_dim: int, translation_only: bool, arm: bool = True) -> list[int]:
     """Dims not searched: rotation for the 7-D V-JEPA 2-AC action (other action spaces search everything).
     They are held at the initial mean's values (0 without an ``init_mean``)."""
-    return list(ROTATION_DIMS) if translation_only and action_dim == PROPRIO_DIM else []
+    return list(ROTATION_DIMS) if translation_only and arm and action_dim == PROPRIO_DIM else []
 
 
-def gripper_dims(action_dim: int) -> list[int]:
+def gripper_dims(action_dim: int, arm: bool = True) -> list[int]:
     """The gripper command's dim of the 7-D V-JEPA 2-AC action (other action spaces have none)."""
-    return [GRIPPER] if action_dim == PROPRIO_DIM else []
+    return [GRIPPER] if arm and action_dim == PROPRIO_DIM else []
 
 
 def initial_mean(config: CEMConfig, action_dim: int) -> torch.Tensor:
     """Where a search without a warm start begins ``[H, A]``: no motion, the gripper at ``gripper_init_mean``."""
     mean = torch.zeros(config.horizon, action_dim)
-    mean[:, gripper_dims(action_dim)] = float(config.gripper_init_mean)
+    mean[:, gripper_dims(action_dim, config.arm_actions)] = float(config.gripper_init_mean)
     return mean
 
 
-def shift_plan(plan: torch.Tensor) -> torch.Tensor:
+def shift_plan(plan: torch.Tensor, arm: bool = True) -> torch.Tensor:
     """Warm start for the next MPC step: drop the executed action, repeat the gripper, zero the motion."""
     nxt = torch.zeros_like(plan)
     nxt[:-1] = plan[1:]
-    g = gripper_dims(plan.shape[-1])
+    g = gripper_dims(plan.shape[-1], arm)
     nxt[-1, g] = plan[-1, g]
     return nxt
 
@@ -132,8 +135,8 @@ def cem(
     h, a, s = config.horizon, action_dim, config.samples
     if generator is None:
         generator = torch.Generator().manual_seed(int(config.seed))
-    frozen = frozen_dims(a, config.translation_only)
-    gripper = gripper_dims(a)
+    frozen = frozen_dims(a, config.translation_only, config.arm_actions)
+    gripper = gripper_dims(a, config.arm_actions)
     is_gripper = torch.zeros(a, dtype=torch.bool)
     is_gripper[gripper] = True
 

@@ -93,7 +93,8 @@ class HighLevelPlanner:
     def stay(self, context: Context, action_dim: int) -> torch.Tensor:
         """The plan "keep still": no motion, and the 7-D action's gripper held at its measured closure."""
         plan = initial_mean(self.config.cem, action_dim)
-        plan[:, gripper_dims(action_dim)] = context.states[-1, gripper_dims(action_dim)].float().cpu()
+        g = gripper_dims(action_dim, self.config.cem.arm_actions)
+        plan[:, g] = context.states[-1, g].float().cpu()
         return plan
 
     def subgoals(self, contexts: Sequence[Context], goals: Sequence[torch.Tensor], action_dim: int,

@@ -26,9 +26,11 @@ from .errors import PlannerConfigError
 
 
 class InitialMeanProvider(Protocol):
-    """``(feats [N, D], state [S], goal_feats [N, D], horizon) -> actions [horizon, A]``: where a search starts."""
+    """``(feats [N, D], state [S], goal_feats [N, D], horizon, prev_state [S] | None) -> actions [horizon, A]``:
+    where a search starts. ``prev_state``: the previous observation's state (``None`` at an episode's start)."""
 
-    def __call__(self, feats: torch.Tensor, state: np.ndarray, goal_feats: torch.Tensor, horizon: int) -> torch.Tensor: ...
+    def __call__(self, feats: torch.Tensor, state: np.ndarray, goal_feats: torch.Tensor, horizon: int,
+                 prev_state: np.ndarray | None = None) -> torch.Tensor: ...
 
 
 def fit_horizon(actions: torch.Tensor, horizon: int) -> torch.Tensor:
@@ -46,8 +48,9 @@ class ProposalPrior:
         self.net = net
         self.path = path
 
-    def __call__(self, feats: torch.Tensor, state: np.ndarray, goal_feats: torch.Tensor, horizon: int) -> torch.Tensor:
-        return fit_horizon(self.net.propose(feats, state, goal_feats), horizon)
+    def __call__(self, feats: torch.Tensor, state: np.ndarray, goal_feats: torch.Tensor, horizon: int,
+                 prev_state: np.ndarray | None = None) -> torch.Tensor:
+        return fit_horizon(self.net.propose(feats, state, goal_feats, prev_state), horizon)
 
     def identity(self) -> dict[str, Any]:
         from world_model.checkpoints import weights_hash
@@ -86,9 +89,11 @@ class ProposalPolicy:
         self.cameras = ("front",)
         self.last_energy = None
         self._goal_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._prev_state: np.ndarray | None = None
 
     def reset(self, seed: int | None = None) -> None:
         self.last_energy = None
+        self._prev_state = None
 
     def _feats(self, pixels: np.ndarray) -> torch.Tensor:
         return self.world_model.encode(np.asarray(pixels)[None])[0].float()
@@ -110,5 +115,6 @@ class ProposalPolicy:
             while len(self._goal_cache) > 8:
                 self._goal_cache.popitem(last=False)
         with torch.no_grad():
-            actions = self.prior(self._feats(pixels), state, self._goal_cache[key], 1)
+            actions = self.prior(self._feats(pixels), state, self._goal_cache[key], 1, self._prev_state)
+        self._prev_state = state
         return actions[0].numpy().astype(np.float32)

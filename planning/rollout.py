@@ -13,8 +13,12 @@ from .errors import PlannerConfigError
 
 def _reset_policy(agent: Any, env: Any, seed: int) -> None:
     if isinstance(agent, Agent):
-        scale = getattr(env.unwrapped, "action_scale", None)
-        agent.reset(action_scale=scale)
+        scale = getattr(env.unwrapped, "action_scale", None)  # our arm's envs: the 7-D action's maxima
+        space = getattr(env, "action_space", None)
+        box = None
+        if scale is None and getattr(space, "low", None) is not None:  # any other action space: search its box
+            box = (float(np.min(space.low)), float(np.max(space.high)))
+        agent.reset(action_scale=scale, action_box=box)
     elif hasattr(agent, "reset"):
         try:
             agent.reset(seed=seed)

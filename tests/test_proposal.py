@@ -79,6 +79,51 @@ def test_training_learns_a_goal_dependent_action(tmp_path):
     assert summary["train_l1"] < 0.05
 
 
+def test_the_proposal_covers_the_datas_action_range(tmp_path):
+    """Pusher-v5's torques reach 2: a proposal squashed into [-1, 1] could not fit them (it used to be)."""
+    cache = FakeCache(n=8, steps=5, seed=3)
+    for i in range(len(cache.episodes)):
+        cache._eps[i][1][:] = 0
+        cache._eps[i][1][:, 0] = 1.8
+        cache._eps[i][1][0, 1] = -2.0  # the largest |action| sets the bound
+    summary = train_proposal(_cfg(tmp_path, "b.pt", steps=150, batch_size=32, lr=3e-3, val_fraction=0.0), [cache])
+    net = load_proposal(tmp_path / "b.pt")
+    assert net.config.action_bound == 2.0
+    assert summary["train_l1"] < 0.05  # 1.8 is reachable; under a [-1, 1] squash the error would stay >= 0.8 / 7
+    assert float(net.propose(torch.randn(16, DIM), np.zeros(7), torch.randn(16, DIM))[0, 0]) > 1.5
+    unit = train_proposal(_cfg(tmp_path, "u.pt"), [FakeCache()])  # data inside [-1, 1]: the bound stays 1
+    assert unit["steps"] == 6 and load_proposal(tmp_path / "u.pt").config.action_bound == 1.0
+
+
+def _velocity_cache() -> FakeCache:
+    """The action is the sign of the proprio's change since the previous step: one state alone cannot tell it."""
+    cache = FakeCache(n=16, steps=8, seed=4)
+    rng = np.random.default_rng(5)
+    for i in range(len(cache.episodes)):
+        feats, actions, states = cache._eps[i]
+        feats[:] = 0
+        pos = rng.uniform(-1, 1, len(states)).astype(np.float32)  # states[t, 0] random: the step to it is random
+        states[:] = 0
+        states[:, 0] = pos
+        actions[:] = 0
+        actions[:, 0] = 0.8 * np.sign(pos[:-1] - np.concatenate([pos[:1], pos[:-2]]))  # velocity into step t
+    return cache
+
+
+def test_proprio_delta_lets_the_proposal_read_a_velocity(tmp_path):
+    train = dict(steps=300, batch_size=64, lr=3e-3, val_fraction=0.0, horizon=1)
+    with_delta = train_proposal(_cfg(tmp_path, "d.pt", proprio_delta=True, **train), [_velocity_cache()])
+    without = train_proposal(_cfg(tmp_path, "n.pt", **train), [_velocity_cache()])
+    assert with_delta["train_l1"] < 0.03 < 0.06 < without["train_l1"]
+    net = load_proposal(tmp_path / "d.pt")
+    assert net.config.proprio_delta and net.state_mean.shape == (14,)
+    f, g = torch.zeros(16, DIM), torch.zeros(16, DIM)
+    state = np.array([0.2, 0, 0, 0, 0, 0, 0], np.float32)
+    up = net.propose(f, state, g, prev_state=state - np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
+    down = net.propose(f, state, g, prev_state=state + np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
+    assert float(up[0, 0]) > 0.5 and float(down[0, 0]) < -0.5
+
+
 def test_mixed_encoders_are_refused(tmp_path):
     other = FakeCache(seed=2)
     other.encoder = {**other.encoder, "weights_hash": "zzz"}
@@ -113,8 +158,9 @@ class ConstantProposal:
         self.action = torch.as_tensor(action, dtype=torch.float32)
         self.calls: list[tuple] = []
 
-    def __call__(self, feats, state, goal_feats, horizon):
-        self.calls.append((feats.clone(), np.array(state), goal_feats.clone(), horizon))
+    def __call__(self, feats, state, goal_feats, horizon, prev_state=None):
+        self.calls.append((feats.clone(), np.array(state), goal_feats.clone(), horizon,
+                           None if prev_state is None else np.array(prev_state)))
         return self.action.expand(horizon, -1).clone()
 
 
@@ -171,11 +217,44 @@ def test_the_proposal_sees_the_current_frame_proprio_and_goal_image():
     goal_state = np.array([0.05, 0, 0, 0, 0, 0, -1.0])
     agent.act({"pixels": world.render(state), "state": np.concatenate([state, [9, 9, 9]]).astype(np.float32)},
               world.render(goal_state))
-    feats, seen_state, goal_feats, horizon = spy.calls[-1]
+    feats, seen_state, goal_feats, horizon, prev = spy.calls[-1]
     assert horizon == 3 and seen_state.shape == (7,) and np.allclose(seen_state, state)  # only the arm's proprio
     assert torch.allclose(feats, world.encode(world.render(state)[None])[0], atol=1e-5)
     goal_ln = torch.nn.functional.layer_norm(world.encode(world.render(goal_state)[None])[0], (DIM,))
     assert torch.allclose(goal_feats, goal_ln, atol=1e-5)
+    assert prev is None  # the episode's first step: no previous observation
+
+    # the next re-plan also sees the previous observation's proprio (the proposal's velocity input)
+    agent._queue.clear()
+    moved = state + np.array([0.01, 0, 0, 0, 0, 0, 0], np.float32)
+    agent.act({"pixels": world.render(moved), "state": moved}, world.render(goal_state))
+    _, seen_state, _, _, prev = spy.calls[-1]
+    assert np.allclose(seen_state, moved) and prev.shape == (7,) and np.allclose(prev, state)
+    agent.reset()
+    agent.act({"pixels": world.render(moved), "state": moved}, world.render(goal_state))
+    assert spy.calls[-1][4] is None  # reset forgets it
+
+
+def test_an_adapted_envs_action_box_is_searched_whole():
+    """Off the arm's 7-D deltas (Pusher-v5's 7 torques in [-2, 2]) the search covers the env's box and every dim."""
+    from gymnasium import spaces
+
+    from planning.rollout import _reset_policy
+
+    class TorqueEnv:  # what the rollout reads of an adapted env: an action space, no arm action_scale
+        action_space = spaces.Box(-2.0, 2.0, (7,), np.float32)
+        unwrapped = object()
+
+    agent, world = _toy_agent(None, samples=200, iterations=10, topk=10, init_std=2.0)
+    shared = agent.config
+    _reset_policy(agent, TorqueEnv(), 0)
+    cem_cfg = agent.config.cem
+    assert (cem_cfg.action_low, cem_cfg.action_high, cem_cfg.arm_actions) == (-2.0, 2.0, False)
+    assert shared.cem.action_low == -1.0  # the config it was built with is not changed
+    result = cem(lambda c: (c - 1.7).abs().sum((1, 2)), 7, cem_cfg)
+    assert bool((result.mean > 1.0).all())  # every dim, rotation and "gripper" included, moved past the arm's box
+    frozen = cem(lambda c: (c - 1.7).abs().sum((1, 2)), 7, CEMConfig(samples=64, iterations=3, topk=8))
+    assert torch.equal(frozen.plan[:, 3:6], torch.zeros(2, 3))  # the arm's search keeps rotation frozen
 
 
 def test_fit_horizon_cuts_or_repeats_the_last_action():

@@ -10,7 +10,12 @@ distilled from LeWM features plays the same role).
 Inputs per image: the layer-normed features ``[N, D]`` of one frame are pooled to the mean over all
 patches plus a ``pool_grid x pool_grid`` grid of cell means (``(1 + g*g) * D`` numbers), so the
 network sees where things are without taking every patch token. The network takes
-``[current, goal, goal - current, normalised proprio]`` and outputs ``horizon`` actions in [-1, 1].
+``[current, goal, goal - current, normalised proprio]`` (with ``proprio_delta``, the proprio's change since the
+previous observation too: a velocity for envs whose ``state[:7]`` holds none, such as Pusher-v5's joint
+angles under torque control) and outputs ``horizon`` actions in
+``[-action_bound, action_bound]``: the largest ``|action|`` in the training data, at least 1. Our envs
+and Reacher-v5 act in [-1, 1]; Pusher-v5's torques reach 2, and a proposal squashed into [-1, 1] could
+not express the scripted controller's strongest torques at all.
 
 Training: episode ``e``, step ``t``, goal frame ``g`` in ``(t, T]`` (the last frame with probability
 ``last_frame_prob``, else uniform): predict ``actions[t : t + horizon]`` (steps past the episode end
@@ -57,6 +62,12 @@ class ProposalNetConfig:
     pool_grid: int = 2
     hidden: int = 512
     depth: int = 3
+    action_bound: float = 1.0  # outputs lie in [-action_bound, action_bound] (files before it: 1)
+    proprio_delta: bool = False  # input also state[:S] - previous state[:S] (files before it: no)
+
+    @property
+    def proprio_in(self) -> int:
+        return self.state_dim * (2 if self.proprio_delta else 1)
 
     @property
     def pooled_dim(self) -> int:
@@ -87,36 +98,53 @@ def pool_features(feats: torch.Tensor, grid: tuple[int, int], pool_grid: int) ->
     return torch.cat([mean, cells], dim=-1)
 
 
+def proprio_input(state: torch.Tensor, prev: torch.Tensor | None, delta: bool) -> torch.Tensor:
+    """``[..., S]`` proprio (and the previous step's) -> the network's proprio input ``[..., S]`` or ``[..., 2S]``.
+
+    With ``delta`` the change since ``prev`` is appended; ``prev=None`` (an episode's first step) counts
+    as no change, as training sees step 0.
+    """
+    if not delta:
+        return state
+    return torch.cat([state, state - (state if prev is None else prev)], dim=-1)
+
+
 class ProposalNet(nn.Module):
-    """``(pooled current [B, P], proprio [B, S], pooled goal [B, P]) -> actions [B, H, A]`` in [-1, 1]."""
+    """``(pooled current [B, P], proprio input [B, S or 2S], pooled goal [B, P]) -> actions [B, H, A]`` in +-``action_bound``."""
 
     def __init__(self, config: ProposalNetConfig) -> None:
         super().__init__()
         self.config = config
         p = config.pooled_dim
-        layers: list[nn.Module] = [nn.Linear(3 * p + config.state_dim, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
+        layers: list[nn.Module] = [nn.Linear(3 * p + config.proprio_in, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
         for _ in range(config.depth - 1):
             layers += [nn.Linear(config.hidden, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
         layers.append(nn.Linear(config.hidden, config.horizon * config.action_dim))
         self.mlp = nn.Sequential(*layers)
         # proprio normalisation, fitted on the training data (saved with the weights)
-        self.register_buffer("state_mean", torch.zeros(config.state_dim))
-        self.register_buffer("state_std", torch.ones(config.state_dim))
+        self.register_buffer("state_mean", torch.zeros(config.proprio_in))
+        self.register_buffer("state_std", torch.ones(config.proprio_in))
 
     def forward(self, cur: torch.Tensor, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         s = (state.float() - self.state_mean) / self.state_std
         x = torch.cat([cur, goal, goal - cur, s], dim=-1)
-        out = torch.tanh(self.mlp(x))
+        out = self.config.action_bound * torch.tanh(self.mlp(x))
         return out.reshape(*out.shape[:-1], self.config.horizon, self.config.action_dim)
 
     @torch.no_grad()
-    def propose(self, feats: torch.Tensor, state: torch.Tensor | np.ndarray, goal_feats: torch.Tensor) -> torch.Tensor:
-        """One frame's features ``[N, D]``, its proprio ``[>=S]`` and the goal's features ``[N, D]`` -> ``[H, A]``."""
+    def propose(self, feats: torch.Tensor, state: torch.Tensor | np.ndarray, goal_feats: torch.Tensor,
+                prev_state: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """One frame's features ``[N, D]``, its proprio ``[>=S]`` (and the previous observation's, ``None`` at an
+        episode's start) and the goal's features ``[N, D]`` -> ``[H, A]``."""
         c = self.config
         dev = self.state_mean.device
+
+        def proprio(x: Any) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(x, dtype=np.float32)[: c.state_dim], device=dev)[None]
+
         cur = pool_features(feats.to(dev)[None], c.grid, c.pool_grid)
         goal = pool_features(goal_feats.to(dev)[None], c.grid, c.pool_grid)
-        st = torch.as_tensor(np.asarray(state, dtype=np.float32)[: c.state_dim], device=dev)[None]
+        st = proprio_input(proprio(state), None if prev_state is None else proprio(prev_state), c.proprio_delta)
         return self(cur, st, goal)[0].cpu()
 
     def n_params(self) -> int:
@@ -175,6 +203,7 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False)
         bar = tqdm(total=len(jobs), desc="pool features", unit="ep")
     episodes: list[PooledEpisode] = []
     action_dim = None
+    bound = 1.0
     for src, i in jobs:
         feats, actions, states = src.episode(i)
         if action_dim is None:
@@ -186,19 +215,20 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False)
             pooled = pool_features(torch.from_numpy(np.asarray(feats, dtype=np.float32)), grid, pool_grid)
         episodes.append(PooledEpisode(pooled.half(), torch.from_numpy(np.asarray(states[:, :PROPRIO_DIM], np.float32)),
                                       torch.from_numpy(np.asarray(actions, np.float32))))
+        bound = max(bound, float(np.abs(actions).max()))
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    meta = {"grid": list(grid), "feat_dim": int(first.dim), "action_dim": int(action_dim or 7),
+    meta = {"grid": list(grid), "feat_dim": int(first.dim), "action_dim": int(action_dim or 7), "action_bound": bound,
             "encoder": {k: first.encoder[k] for k in ("name", "config", "weights_hash") if k in first.encoder},
             "sources": [str(getattr(s, "root", s)) for s in sources], "episodes": len(episodes)}
     return episodes, meta
 
 
 def sample_batch(episodes: Sequence[PooledEpisode], ids: Sequence[int], size: int, horizon: int, last_frame_prob: float,
-                 gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """Hindsight-goal batch: ``(cur [B, P], proprio [B, S], goal [B, P], actions [B, H, A], mask [B, H])``."""
+                 gen: torch.Generator, proprio_delta: bool = False) -> tuple[torch.Tensor, ...]:
+    """Hindsight-goal batch: ``(cur [B, P], proprio input [B, S or 2S], goal [B, P], actions [B, H, A], mask [B, H])``."""
     pick = torch.randint(len(ids), (size,), generator=gen)
     u = torch.rand(size, 3, generator=gen)
     cur, st, goal, act, mask = [], [], [], [], []
@@ -214,7 +244,7 @@ def sample_batch(episodes: Sequence[PooledEpisode], ids: Sequence[int], size: in
             a = torch.cat([a, a.new_zeros(horizon - a.shape[0], a.shape[1])])
         cur.append(ep.pooled[t])
         goal.append(ep.pooled[g])
-        st.append(ep.proprio[t])
+        st.append(proprio_input(ep.proprio[t], ep.proprio[t - 1] if t > 0 else None, proprio_delta))
         act.append(a)
         mask.append(m)
     return (torch.stack(cur).float(), torch.stack(st), torch.stack(goal).float(), torch.stack(act), torch.stack(mask))
@@ -240,6 +270,7 @@ class ProposalTrainConfig:
     weight_decay: float = 1e-4
     warmup: int = 100
     last_frame_prob: float = 0.5
+    proprio_delta: bool = False  # see ProposalNetConfig; for torque-controlled envs whose state[:7] holds no velocity
     val_fraction: float = 0.1
     seed: int = 0
     ckpt_every: int = 250
@@ -261,14 +292,17 @@ class ProposalTrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """Settings that must match for a run to resume (not the step budget or stop point)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
+        ident = {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
+        if not self.proprio_delta:  # runs started before the option existed resume
+            del ident["proprio_delta"]
+        return ident
 
 
 def _val_loss(net: ProposalNet, episodes: Sequence[PooledEpisode], ids: Sequence[int], cfg: ProposalTrainConfig) -> float | None:
     if not ids:
         return None
     gen = torch.Generator().manual_seed(cfg.seed + 7_777_777)  # the same held-out batch every time
-    cur, st, goal, act, mask = sample_batch(episodes, ids, 1024, cfg.horizon, cfg.last_frame_prob, gen)
+    cur, st, goal, act, mask = sample_batch(episodes, ids, 1024, cfg.horizon, cfg.last_frame_prob, gen, cfg.proprio_delta)
     with torch.no_grad():
         return float(masked_l1(net(cur, st, goal), act, mask))
 
@@ -284,9 +318,12 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     if not episodes:
         raise ProposalError("the feature caches hold no episodes; run `simjepa encode` first")
     net_cfg = ProposalNetConfig(feat_dim=meta["feat_dim"], grid=tuple(meta["grid"]), action_dim=meta["action_dim"],
-                                horizon=cfg.horizon, pool_grid=cfg.pool_grid, hidden=cfg.hidden, depth=cfg.depth)
+                                action_bound=meta["action_bound"],
+                                horizon=cfg.horizon, pool_grid=cfg.pool_grid, hidden=cfg.hidden, depth=cfg.depth,
+                                proprio_delta=cfg.proprio_delta)
     net = ProposalNet(net_cfg)
-    all_states = torch.cat([e.proprio for e in episodes])
+    all_states = torch.cat([proprio_input(e.proprio, torch.cat([e.proprio[:1], e.proprio[:-1]]), cfg.proprio_delta)
+                            for e in episodes])  # the inputs training sees: step 0's previous state is itself
     net.state_mean.copy_(all_states.mean(0))
     net.state_std.copy_(all_states.std(0).clamp_min(1e-3))
     train_ids, val_ids = split_episodes(range(len(episodes)), cfg.val_fraction, cfg.seed)
@@ -316,7 +353,8 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     with run.log(step) as log:
         while step < stop:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            cur, st, goal, act, mask = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen)
+            cur, st, goal, act, mask = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen,
+                                                    cfg.proprio_delta)
             set_lr(opt, warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps))
             loss = masked_l1(net(cur, st, goal), act, mask)
             step += 1
