@@ -475,6 +475,9 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--depth", type=SMALL, default=3, show_default=True, help="MLP hidden layers.")
 @click.option("--last-frame-prob", type=_Real(0, 1), default=0.5, show_default=True,
               help="Share of hindsight goals that are the episode's last frame (else a uniform later frame).")
+@click.option("--labels", type=click.Choice(["executed", "expert"]), default="executed", show_default=True,
+              help="Targets: the actions executed, or (expert) the expert's clean actions where a cache has them "
+                   "(episodes of `collect --policy dart`: DART's recovery examples; other episodes keep theirs).")
 @click.option("--proprio-delta", is_flag=True,
               help="Also feed the proprio's change since the previous step (a velocity). For torque-controlled envs "
                    "whose state[:7] holds none, e.g. Pusher-v5's joint angles.")
@@ -485,7 +488,7 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, hidden, depth, last_frame_prob,
-                       proprio_delta, val_fraction, seed, ckpt_every, quiet) -> None:
+                       labels, proprio_delta, val_fraction, seed, ckpt_every, quiet) -> None:
     """Train a goal-conditioned action proposal on frozen features (behaviour cloning, hindsight goals).
 
     A small MLP maps (current frame's pooled features, the arm's proprio state[:7], a goal frame's
@@ -503,7 +506,7 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
     from world_model.proposal import ProposalTrainConfig, open_caches, train_proposal
 
     cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, hidden=hidden, depth=depth, steps=steps,
-                              batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, proprio_delta=proprio_delta,
+                              batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, proprio_delta=proprio_delta, labels=labels,
                               val_fraction=val_fraction,
                               seed=seed, ckpt_every=ckpt_every, progress=not quiet)
     cfg.check()
@@ -512,7 +515,8 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
         click.echo(f"stopped at step {summary['stopped_at']} of {steps}; re-run the same command to resume -> {out}")
         return
     val = "n/a" if summary.get("val_l1") is None else f"{summary['val_l1']:.4f}"
-    click.echo(f"trained {steps} steps ({summary['params'] / 1e6:.2f}M params, {summary['train_episodes']} episodes): "
+    expert = f", {summary['expert_labelled_episodes']} with expert labels" if labels == "expert" else ""
+    click.echo(f"trained {steps} steps ({summary['params'] / 1e6:.2f}M params, {summary['train_episodes']} episodes{expert}): "
                f"train L1 {summary['train_l1']:.4f}, val L1 {val} -> {out}")
 
 
@@ -664,8 +668,10 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
 @click.option("--env", "env_id", required=True, help="simjepa/Reach-v0, simjepa/Push-v0, simjepa/PickPlace-v0 or a Gymnasium MuJoCo id.")
 @click.option("--episodes", type=EPISODES, required=True, help="Episodes 0..N-1 to have in --out (existing ones are kept).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset directory (created; resumed if it exists).")
-@click.option("--policy", type=click.Choice(["random", "expert", "mixed"]), default="mixed", show_default=True,
-              help="random: correlated OU exploration; expert: scripted; mixed: noisy expert with random segments.")
+@click.option("--policy", type=click.Choice(["random", "expert", "mixed", "dart"]), default="mixed", show_default=True,
+              help="random: correlated OU exploration; expert: scripted; mixed: noisy expert with random segments; "
+                   "dart: noisy expert that also records the expert's clean action at each visited state (labels "
+                   "for `train-proposal --labels expert`: examples of recovering from drift).")
 @click.option("--render-size", type=RENDER_PX, default=256, show_default=True, help="Square frame size in pixels.")
 @click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Processes, each with its own env and EGL context.")
 @click.option("--seed-start", type=SEED, default=0, show_default=True, help="Episode i resets with seed S+i.")

@@ -17,7 +17,7 @@ from simjepa_core.episodes import (
 )
 from simjepa_core.errors import SimjepaError
 
-POLICIES = ("random", "expert", "mixed")
+POLICIES = ("random", "expert", "mixed", "dart")
 
 
 class ConfigMismatchError(SimjepaError):
@@ -55,7 +55,13 @@ class OUExploration:
 
 
 class CollectPolicy:
-    """``random``, ``expert`` or ``mixed`` (expert with per-episode action noise and random segments)."""
+    """``random``, ``expert``, ``mixed`` (expert with per-episode action noise and random segments) or ``dart``.
+
+    ``dart`` (DART, Laskey et al. 2017): the expert's action plus per-episode Gaussian noise is executed,
+    and the expert's clean action at every visited state is kept as ``label``. Behaviour cloning on
+    expert episodes alone never sees a state off the expert's path, so a cloned policy that drifts
+    has no example of how to recover; these episodes are those examples.
+    """
 
     def __init__(self, kind: str, env, seed: int) -> None:
         if kind not in POLICIES:
@@ -72,7 +78,8 @@ class CollectPolicy:
 
             self.expert = make_expert(env)
             self.expert.reset()
-        self.noise = float(self.rng.uniform(0.0, 0.3))  # mixed: per-episode noise level
+        self.noise = float(self.rng.uniform(0.0, 0.3))  # mixed, dart: per-episode noise level
+        self.label: np.ndarray | None = None  # dart: the expert's clean action for the last act()
         self.segment_left = 0
         self.arm = arm
         if kind == "mixed" and hasattr(self.expert, "detour") and self.rng.random() < 0.5:
@@ -85,12 +92,18 @@ class CollectPolicy:
         expert_action = self.expert.act(obs)
         if self.kind == "expert":
             return expert_action
+        if self.kind == "dart":
+            self.label = np.asarray(expert_action, dtype=np.float32)
+            return self._noisy(expert_action)
         explore = self.ou.act()  # keep the OU process running so segments start from a moving state
         if self.segment_left == 0 and self.rng.random() < 0.05:
             self.segment_left = int(self.rng.integers(4, 13))
         if self.segment_left > 0:
             self.segment_left -= 1
             return explore
+        return self._noisy(expert_action)
+
+    def _noisy(self, expert_action: np.ndarray) -> np.ndarray:
         a = expert_action.astype(np.float64)
         if self.arm:
             a[:6] += self.noise * self.rng.standard_normal(6)
@@ -104,8 +117,10 @@ def run_episode(env, policy: str, seed: int, max_steps: int) -> Episode:
     obs, info = env.reset(seed=seed)
     pol = CollectPolicy(policy, env, seed)
     frames, states, success, distance, actions = [obs["pixels"]], [obs["state"]], [info["success"]], [info["distance"]], []
+    labels = []
     for _ in range(max_steps):
         a = pol.act(obs)
+        labels.append(pol.label)
         obs, _, terminated, truncated, info = env.step(a)
         actions.append(a)
         frames.append(obs["pixels"])
@@ -114,7 +129,9 @@ def run_episode(env, policy: str, seed: int, max_steps: int) -> Episode:
         distance.append(info["distance"])
         if terminated or truncated:
             break
-    return Episode(np.stack(frames), np.stack(actions), np.stack(states), np.array(success), np.array(distance), seed)
+    expert = np.stack(labels) if policy == "dart" else None
+    return Episode(np.stack(frames), np.stack(actions), np.stack(states), np.array(success), np.array(distance), seed,
+                   expert_actions=expert)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ Each ``.npz`` holds (T = number of actions):
     success  bool    [T+1]           info["success"] aligned with frames
     distance float32 [T+1]           info["distance"] aligned with frames
     seed     int64   []              the reset seed
+    expert_actions float32 [T, A]    optional (``--policy dart``): the scripted controller's clean action
+                                     at each visited state, while ``actions`` holds the noisy one executed
 
 Files are written to a temporary name and renamed (``os.replace``), so a file named
 ``episode_*.npz`` is always complete; the zip entries carry a fixed timestamp, so the same episode
@@ -49,6 +51,7 @@ MANIFEST_KEYS = (
 )
 _NAME = re.compile(r"^episode_(\d{6})\.npz$")
 _FIELDS = ("frames", "actions", "states", "success", "distance", "seed")
+EXPERT_FIELD = "expert_actions"  # optional
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -64,6 +67,7 @@ class Episode:
     success: np.ndarray  # bool [T+1]
     distance: np.ndarray  # float32 [T+1]
     seed: int
+    expert_actions: np.ndarray | None = None  # float32 [T, A]: labels for behaviour cloning (dart data only)
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames, dtype=np.uint8)
@@ -72,6 +76,8 @@ class Episode:
         self.success = np.asarray(self.success, dtype=bool)
         self.distance = np.asarray(self.distance, dtype=np.float32)
         self.seed = int(self.seed)
+        if self.expert_actions is not None:
+            self.expert_actions = np.asarray(self.expert_actions, dtype=np.float32)
         self.validate()
 
     @property
@@ -90,6 +96,8 @@ class Episode:
         for name in ("success", "distance"):
             if getattr(self, name).shape != (t + 1,):
                 problems.append(f"{name} must be [T+1], got {getattr(self, name).shape}")
+        if self.expert_actions is not None and self.expert_actions.shape != self.actions.shape:
+            problems.append(f"expert_actions must match actions {self.actions.shape}, got {self.expert_actions.shape}")
         if problems:
             raise DatasetError(f"{where}: {'; '.join(problems)}")
 
@@ -110,7 +118,7 @@ def write_episode(directory: str, index: int, episode: Episode) -> str:
     episode.validate()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for name in _FIELDS:
+        for name in _FIELDS + (() if episode.expert_actions is None else (EXPERT_FIELD,)):
             value = np.asarray(getattr(episode, name), dtype=np.int64 if name == "seed" else None)
             arr_buf = io.BytesIO()
             np.lib.format.write_array(arr_buf, value, allow_pickle=False)
@@ -133,12 +141,13 @@ def load_episode(directory: str, index: int) -> Episode:
             if missing:
                 raise DatasetError(f"{path} is missing {', '.join(missing)}; delete it and re-run collect")
             data = {k: z[k] for k in _FIELDS}
+            expert = z[EXPERT_FIELD] if EXPERT_FIELD in z.files else None
     except DatasetError:
         raise
     except Exception as exc:  # zipfile.BadZipFile, ValueError, EOFError, zlib.error, OSError ...
         raise DatasetError(f"{path} is corrupt ({type(exc).__name__}); delete it and re-run collect") from None
     try:
-        return Episode(**{k: data[k] for k in _FIELDS[:-1]}, seed=int(data["seed"]))
+        return Episode(**{k: data[k] for k in _FIELDS[:-1]}, seed=int(data["seed"]), expert_actions=expert)
     except DatasetError as exc:
         raise DatasetError(f"{path} is malformed ({exc}); delete it and re-run collect") from None
 

@@ -94,3 +94,44 @@ def test_adapted_env_without_a_controller_is_a_one_line_error():
         make_adapter_expert(env)
     assert "\n" not in str(exc.value)
     env.close()
+
+
+def test_dart_episodes_keep_the_experts_clean_labels_through_encode_and_proposal(tmp_path, capsys):
+    """DART data: the noisy action is executed and stored as `actions`, the expert's clean one as the label;
+    the label survives encode and is what `train-proposal --labels expert` fits."""
+    from simjepa_cli import main
+    from world_model.feature_cache import FeatureCache
+
+    def ok(*args):
+        try:
+            main(list(args) + ["--quiet"])
+        except SystemExit as exc:
+            assert exc.code == 0, capsys.readouterr().err
+
+    data, feats = tmp_path / "dart", tmp_path / "feats"
+    ok("collect", "--env", "Pusher-v5", "--episodes", "2", "--policy", "dart", "--out", str(data), "--render-size", "32",
+       "--max-steps", "6", "--seed-start", "100000")
+    env = make_env("Pusher-v5", render_size=32)
+    for i in range(2):
+        ep = load_episode(data, i)
+        assert ep.expert_actions.shape == ep.actions.shape == (6, 7)
+        obs, _ = env.reset(seed=100000 + i)  # replaying the executed actions, the expert's act() gives the labels
+        policy = CollectPolicy("dart", env, 100000 + i)
+        for t in range(6):
+            executed = policy.act(obs)
+            np.testing.assert_array_equal(executed, ep.actions[t])
+            np.testing.assert_array_equal(policy.label, ep.expert_actions[t])
+            obs = env.step(executed)[0]
+    env.close()
+    assert any(not np.array_equal(load_episode(data, i).actions, load_episode(data, i).expert_actions) for i in range(2))
+    ok("collect", "--env", "Pusher-v5", "--episodes", "1", "--policy", "expert", "--out", str(tmp_path / "exp"),
+       "--render-size", "32", "--max-steps", "6", "--seed-start", "100000")
+    assert load_episode(tmp_path / "exp", 0).expert_actions is None  # only dart records labels
+
+    ok("encode", "--data", str(data), "--encoder", "vit_tiny", "--image-size", "32", "--out", str(feats), "--threads", "1")
+    cache = FeatureCache.open(feats)
+    np.testing.assert_array_equal(cache.expert_actions(0), load_episode(data, 0).expert_actions)
+    prop = tmp_path / "p.pt"
+    ok("train-proposal", "--features", str(feats), "--out", str(prop), "--steps", "2", "--batch-size", "2",
+       "--pool-grid", "2", "--val-fraction", "0", "--labels", "expert", "--threads", "1")
+    assert "2 with expert labels" in capsys.readouterr().out

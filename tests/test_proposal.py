@@ -124,6 +124,21 @@ def test_proprio_delta_lets_the_proposal_read_a_velocity(tmp_path):
     assert float(up[0, 0]) > 0.5 and float(down[0, 0]) < -0.5
 
 
+def test_expert_labels_replace_the_executed_actions_where_recorded(tmp_path):
+    labelled = FakeCache(n=8, steps=5, seed=6)
+    labelled.expert_actions = lambda i: np.full((5, 7), 0.5, np.float32)  # what a dart cache returns
+    plain = FakeCache(n=8, steps=5, seed=7)
+    for i in plain.episodes:
+        plain._eps[i][1][:] = -0.5
+    train = dict(steps=150, batch_size=32, lr=3e-3, val_fraction=0.0, last_frame_prob=1.0)
+    summary = train_proposal(_cfg(tmp_path, "e.pt", labels="expert", **train), [labelled])
+    assert summary["expert_labelled_episodes"] == 8 and summary["train_l1"] < 0.05  # random executed actions ignored
+    with pytest.raises(ProposalError, match="policy dart"):
+        train_proposal(_cfg(tmp_path, "x.pt", labels="expert"), [plain])
+    with pytest.raises(ProposalError, match="labels"):
+        _cfg(tmp_path, "y.pt", labels="teacher").check()
+
+
 def test_mixed_encoders_are_refused(tmp_path):
     other = FakeCache(seed=2)
     other.encoder = {**other.encoder, "weights_hash": "zzz"}

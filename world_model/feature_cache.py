@@ -12,7 +12,8 @@ Layout of ``OUT/``::
     manifest.json                  format, encoder identity, image_size, grid, token_pool, dim, source (with camera), episodes
     episode_000000.feats.npy       float16 [T+1, N, D]
     episode_000000.npz             actions f32 [T, A], states f32 [T+1, S], proprio f32 [T+1, 7],
-                                   success bool [T+1], distance f32 [T+1] (copied from the source)
+                                   success bool [T+1], distance f32 [T+1] (copied from the source),
+                                   expert_actions f32 [T, A] where the source has them (``--policy dart``)
 
 Writes are atomic (temp file + rename) and the ``.npz`` is written after the features, so its
 presence marks a finished episode: a killed run resumes by skipping those. Under
@@ -190,6 +191,11 @@ class FeatureCache:
             )
         return feats, actions, states
 
+    def expert_actions(self, index: int) -> np.ndarray | None:
+        """The expert's clean actions ``[T, A]`` for a ``--policy dart`` episode; ``None`` where none were recorded."""
+        with self._arrays(index) as a:
+            return a["expert_actions"] if "expert_actions" in a.files else None
+
     def proprio(self, index: int) -> np.ndarray:
         """Proprioception ``[T+1, 7]``: the first 7 state entries (end-effector pose and gripper)."""
         with self._arrays(index) as a:
@@ -227,9 +233,13 @@ def _episode_arrays(ep: Any) -> dict[str, np.ndarray]:
     """Frames/actions/states/success/distance from what ``simjepa_core.episodes.load_episode`` returns."""
     get = ep.__getitem__ if isinstance(ep, Mapping) else (lambda k: getattr(ep, k))
     try:
-        return {k: np.asarray(get(k)) for k in ("frames", "actions", "states", "success", "distance")}
+        arrays = {k: np.asarray(get(k)) for k in ("frames", "actions", "states", "success", "distance")}
     except (KeyError, AttributeError) as exc:
         raise FeatureCacheError(f"source episode lacks {exc}; is it an episode written by `simjepa collect`?") from None
+    expert = ep.get("expert_actions") if isinstance(ep, Mapping) else getattr(ep, "expert_actions", None)
+    if expert is not None:
+        arrays["expert_actions"] = np.asarray(expert, np.float32)
+    return arrays
 
 
 def _distributed() -> tuple[int, int, bool]:
@@ -369,7 +379,8 @@ def build_feature_cache(
         _atomic_write(feats_path(root, i), lambda f: np.save(f, feats))
         _atomic_write(arrays_path(root, i), lambda f: _savez_reproducible(
             f, actions=ep["actions"].astype(np.float32), states=states, proprio=states[:, :PROPRIO_DIM],
-            success=np.asarray(ep["success"], bool), distance=np.asarray(ep["distance"], np.float32)))
+            success=np.asarray(ep["success"], bool), distance=np.asarray(ep["distance"], np.float32),
+            **({"expert_actions": ep["expert_actions"]} if "expert_actions" in ep else {})))
         frames_done += feats.shape[0]
         bar.set_postfix(frames_per_s=f"{frames_done / (time.perf_counter() - t0):.1f}")
         bar.update(1)

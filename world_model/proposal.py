@@ -177,9 +177,18 @@ class PooledEpisode:
     actions: torch.Tensor
 
 
-def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False) -> tuple[list[PooledEpisode], dict[str, Any]]:
+LABELS = ("executed", "expert")
+
+
+def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
+                 labels: str = "executed") -> tuple[list[PooledEpisode], dict[str, Any]]:
     """Pool every episode of the feature caches (``FeatureCache``-like: ``episodes``, ``episode(i)``,
-    ``grid``, ``dim``, ``encoder``) once; all must come from one encoder and share grid and dim."""
+    ``grid``, ``dim``, ``encoder``) once; all must come from one encoder and share grid and dim.
+
+    ``labels="expert"``: an episode's targets are the expert's clean actions where the cache has them
+    (``collect --policy dart``), else the actions executed (the same thing for ``--policy expert``)."""
+    if labels not in LABELS:
+        raise ProposalError(f"labels={labels!r}: use one of {', '.join(LABELS)}")
     if not sources:
         raise ProposalError("no feature caches given; pass --features DIR (a cache written by `simjepa encode`)")
     first = sources[0]
@@ -204,8 +213,12 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False)
     episodes: list[PooledEpisode] = []
     action_dim = None
     bound = 1.0
+    labelled = 0
     for src, i in jobs:
         feats, actions, states = src.episode(i)
+        expert = src.expert_actions(i) if labels == "expert" and hasattr(src, "expert_actions") else None
+        if expert is not None:
+            actions, labelled = expert, labelled + 1
         if action_dim is None:
             action_dim = int(actions.shape[-1])
         if states.shape[-1] < PROPRIO_DIM or actions.shape[0] < 1:
@@ -222,6 +235,7 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False)
         bar.close()
     meta = {"grid": list(grid), "feat_dim": int(first.dim), "action_dim": int(action_dim or 7), "action_bound": bound,
             "encoder": {k: first.encoder[k] for k in ("name", "config", "weights_hash") if k in first.encoder},
+            "expert_labelled_episodes": labelled,
             "sources": [str(getattr(s, "root", s)) for s in sources], "episodes": len(episodes)}
     return episodes, meta
 
@@ -271,6 +285,7 @@ class ProposalTrainConfig:
     warmup: int = 100
     last_frame_prob: float = 0.5
     proprio_delta: bool = False  # see ProposalNetConfig; for torque-controlled envs whose state[:7] holds no velocity
+    labels: str = "executed"  # or "expert": the expert's clean actions of `collect --policy dart` episodes (DART)
     val_fraction: float = 0.1
     seed: int = 0
     ckpt_every: int = 250
@@ -285,6 +300,8 @@ class ProposalTrainConfig:
             raise ProposalError(f"last_frame_prob={self.last_frame_prob} must be in [0, 1]")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ProposalError(f"val_fraction={self.val_fraction} must be in [0, 1)")
+        if self.labels not in LABELS:
+            raise ProposalError(f"labels={self.labels!r}: use one of {', '.join(LABELS)}")
         if not self.lr > 0:
             raise ProposalError(f"lr={self.lr} must be > 0")
         if Path(self.out).is_dir():
@@ -293,8 +310,9 @@ class ProposalTrainConfig:
     def identity(self) -> dict[str, Any]:
         """Settings that must match for a run to resume (not the step budget or stop point)."""
         ident = {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
-        if not self.proprio_delta:  # runs started before the option existed resume
-            del ident["proprio_delta"]
+        for name, default in (("proprio_delta", False), ("labels", "executed")):
+            if ident[name] == default:  # runs started before the option existed resume
+                del ident[name]
         return ident
 
 
@@ -314,7 +332,10 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     """
     cfg.check()
     torch.manual_seed(cfg.seed)
-    episodes, meta = pool_sources(sources, cfg.pool_grid, progress=cfg.progress)
+    episodes, meta = pool_sources(sources, cfg.pool_grid, progress=cfg.progress, labels=cfg.labels)
+    if cfg.labels == "expert" and not meta["expert_labelled_episodes"]:
+        raise ProposalError("--labels expert: no episode of these caches recorded expert actions; collect some with "
+                            "`simjepa collect --policy dart` and encode them")
     if not episodes:
         raise ProposalError("the feature caches hold no episodes; run `simjepa encode` first")
     net_cfg = ProposalNetConfig(feat_dim=meta["feat_dim"], grid=tuple(meta["grid"]), action_dim=meta["action_dim"],
@@ -378,6 +399,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
         bar.close()
     net.eval()
     summary: dict[str, Any] = {"steps": step, "train_l1": last, "params": net.n_params(),
+                               "expert_labelled_episodes": meta["expert_labelled_episodes"],
                                "train_episodes": len(train_ids), "val_episodes": len(val_ids)}
     if step < cfg.steps:
         run.save(step, skipped.count, {"model": net}, opt, {})
