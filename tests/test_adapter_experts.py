@@ -135,3 +135,42 @@ def test_dart_episodes_keep_the_experts_clean_labels_through_encode_and_proposal
     ok("train-proposal", "--features", str(feats), "--out", str(prop), "--steps", "2", "--batch-size", "2",
        "--pool-grid", "2", "--val-fraction", "0", "--labels", "expert", "--threads", "1")
     assert "2 with expert labels" in capsys.readouterr().out
+
+
+def test_dagger_episodes_execute_the_proposal_and_keep_the_experts_labels(tmp_path):
+    """benchmarks/dagger_collect.py: beta 0 executes only the proposal; the labels are the expert's actions there."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from dataclasses import asdict
+
+    from world_model.checkpoints import save_model, weights_hash
+    from world_model.model_file import load_world_model
+    from world_model.proposal import ProposalNet, ProposalNetConfig
+
+    wm = load_world_model("default")
+    module = getattr(wm.encoder, "encoder", wm.encoder)
+    net = ProposalNet(ProposalNetConfig(feat_dim=wm.encoder.dim, grid=tuple(wm.grid), horizon=1, hidden=8, depth=1,
+                                        action_bound=2.0))
+    torch.nn.init.zeros_(net.mlp[-1].weight)
+    torch.nn.init.constant_(net.mlp[-1].bias, 0.25)  # proposes atanh(0.25) * 2 on every dim, whatever it sees
+    prop = tmp_path / "p.pt"
+    save_model(prop, "proposal", asdict(net.config), net,
+               encoder={"name": "default", "weights_hash": weights_hash(module.state_dict())}, info={})
+    out = tmp_path / "dagger"
+    res = subprocess.run([sys.executable, "benchmarks/dagger_collect.py", "--env", "Pusher-v5", "--proposal", str(prop),
+                          "--episodes", "1", "--seed-start", "120000", "--beta", "0", "--max-steps", "3",
+                          "--render-size", "32", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ep = load_episode(out, 0)
+    assert read_manifest(out)["policy"] == "dagger" and ep.actions.shape == ep.expert_actions.shape == (3, 7)
+    np.testing.assert_allclose(ep.actions, np.full((3, 7), 2 * np.tanh(0.25)), atol=1e-6)  # the proposal's action
+    env = make_env("Pusher-v5", render_size=32)
+    obs, _ = env.reset(seed=120000)
+    expert = make_adapter_expert(env)
+    for t in range(3):
+        np.testing.assert_allclose(expert.act(obs), ep.expert_actions[t], atol=1e-6)  # labelled where the proposal went
+        obs = env.step(ep.actions[t])[0]
+    env.close()
