@@ -45,8 +45,8 @@ def main() -> None:
     from envs import make_env
     from envs.experts import make_expert
     from planning.evaluate import make_policy
-    from simjepa_core.episodes import (FORMAT_VERSION, Episode, complete_episode_indices, write_episode,
-                                       write_manifest)
+    from envs.collect import record_episode
+    from simjepa_core.episodes import FORMAT_VERSION, complete_episode_indices, write_episode, write_manifest
 
     env = make_env(args.env, render_size=args.render_size)
     policy = make_policy("proposal", None, args.model, {}, args.env, False, args.proposal)
@@ -66,23 +66,16 @@ def main() -> None:
         goal = {"pixels": info["goal"]["pixels"]}
         expert = make_expert(env)
         policy.reset()
-        frames, states, success, distance, actions, labels = [obs["pixels"]], [obs["state"]], [info["success"]], [info["distance"]], [], []
-        for _ in range(limit):
-            label = np.asarray(expert.act(obs), np.float32)
-            mine = policy.act(obs, goal)
+
+        def act(o: dict) -> tuple[np.ndarray, np.ndarray]:
+            label = np.asarray(expert.act(o), np.float32)
+            mine = policy.act(o, goal)
             a = label if rng.random() < args.beta else np.clip(mine, env.action_space.low, env.action_space.high)
-            obs, _, terminated, truncated, info = env.step(a)
-            actions.append(np.asarray(a, np.float32))
-            labels.append(label)
-            frames.append(obs["pixels"])
-            states.append(obs["state"])
-            success.append(info["success"])
-            distance.append(info["distance"])
-            if terminated or truncated:
-                break
-        write_episode(args.out, i, Episode(np.stack(frames), np.stack(actions), np.stack(states), np.array(success),
-                                           np.array(distance), seed, expert_actions=np.stack(labels)))
-        successes += bool(np.any(success))
+            return np.asarray(a, np.float32), label
+
+        episode = record_episode(env, seed, obs, info, act, limit)
+        write_episode(args.out, i, episode)
+        successes += bool(np.any(episode.success))
         manifest["episodes"] = len(complete_episode_indices(args.out))
         write_manifest(args.out, manifest)
     print(f"{manifest['episodes']} episodes in {args.out} ({successes} of this call's reached success)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -112,15 +113,18 @@ class CollectPolicy:
         return np.clip(a, self.low, self.high).astype(np.float32)
 
 
-def run_episode(env, policy: str, seed: int, max_steps: int) -> Episode:
-    """Roll out one episode from ``reset(seed=seed)``; frames[t] is the observation before actions[t]."""
-    obs, info = env.reset(seed=seed)
-    pol = CollectPolicy(policy, env, seed)
+def record_episode(env, seed: int, obs: dict, info: dict, act: Callable[[dict], tuple[np.ndarray, np.ndarray | None]],
+                   max_steps: int) -> Episode:
+    """Step ``env`` from ``(obs, info)`` as ``reset(seed=seed)`` returned them; ``act(obs) -> (action, label)``.
+
+    frames[t] is the observation before actions[t]. ``label`` is the expert's clean action at that state
+    (``None`` when there is none); the episode keeps them as ``expert_actions`` when every step has one.
+    """
     frames, states, success, distance, actions = [obs["pixels"]], [obs["state"]], [info["success"]], [info["distance"]], []
     labels = []
     for _ in range(max_steps):
-        a = pol.act(obs)
-        labels.append(pol.label)
+        a, label = act(obs)
+        labels.append(label)
         obs, _, terminated, truncated, info = env.step(a)
         actions.append(a)
         frames.append(obs["pixels"])
@@ -129,9 +133,16 @@ def run_episode(env, policy: str, seed: int, max_steps: int) -> Episode:
         distance.append(info["distance"])
         if terminated or truncated:
             break
-    expert = np.stack(labels) if policy == "dart" else None
+    expert = np.stack(labels) if all(label is not None for label in labels) else None
     return Episode(np.stack(frames), np.stack(actions), np.stack(states), np.array(success), np.array(distance), seed,
                    expert_actions=expert)
+
+
+def run_episode(env, policy: str, seed: int, max_steps: int) -> Episode:
+    """Roll out one episode of a collection ``policy`` from ``reset(seed=seed)``."""
+    obs, info = env.reset(seed=seed)
+    pol = CollectPolicy(policy, env, seed)
+    return record_episode(env, seed, obs, info, lambda o: (pol.act(o), pol.label), max_steps)
 
 
 @dataclass(frozen=True)
