@@ -17,7 +17,7 @@ def _reset_policy(agent: Any, env: Any, seed: int) -> None:
         space = getattr(env, "action_space", None)
         box = None
         if scale is None and getattr(space, "low", None) is not None:  # any other action space: search its box
-            box = (float(np.min(space.low)), float(np.max(space.high)))
+            box = (float(np.max(space.low)), float(np.min(space.high)))  # the box every dim allows (exact if uniform)
         agent.reset(action_scale=scale, action_box=box)
     elif hasattr(agent, "reset"):
         try:

@@ -271,6 +271,12 @@ def test_an_adapted_envs_action_box_is_searched_whole():
     frozen = cem(lambda c: (c - 1.7).abs().sum((1, 2)), 7, CEMConfig(samples=64, iterations=3, topk=8))
     assert torch.equal(frozen.plan[:, 3:6], torch.zeros(2, 3))  # the arm's search keeps rotation frozen
 
+    class MixedBoxEnv(TorqueEnv):  # per-dim bounds: the search stays where every dim's action is valid
+        action_space = spaces.Box(np.array([-0.4, -3.0]), np.array([0.4, 3.0]), dtype=np.float32)
+
+    _reset_policy(agent, MixedBoxEnv(), 0)
+    assert (agent.config.cem.action_low, agent.config.cem.action_high) == (np.float32(-0.4), np.float32(0.4))
+
 
 def test_fit_horizon_cuts_or_repeats_the_last_action():
     a = torch.arange(14, dtype=torch.float32).reshape(2, 7)
