@@ -45,8 +45,10 @@ def main() -> None:
     from envs import make_env
     from envs.experts import make_expert
     from planning.evaluate import make_policy
-    from envs.collect import record_episode
-    from simjepa_core.episodes import FORMAT_VERSION, complete_episode_indices, write_episode, write_manifest
+    from envs.collect import _check_existing, record_episode
+    from simjepa_core.episodes import (FORMAT_VERSION, MANIFEST, complete_episode_indices, read_manifest, write_episode,
+                                       write_manifest)
+    from simjepa_core.errors import SimjepaError
 
     env = make_env(args.env, render_size=args.render_size)
     policy = make_policy("proposal", None, args.model, {}, args.env, False, args.proposal)
@@ -57,6 +59,12 @@ def main() -> None:
                 "action_dim": int(env.action_space.shape[0]), "state_dim": int(obs["state"].shape[0]),
                 "policy": "dagger", "seed_start": args.seed_start, "max_episode_steps": int(limit), "camera": "front",
                 "dagger": {"proposal": os.path.abspath(args.proposal), "beta": args.beta, "model": args.model}}
+    try:  # resuming is only safe into a dataset of the same options (collect's rule, plus the DAgger ones)
+        _check_existing(args.out, manifest)
+    except SimjepaError as exc:
+        sys.exit(f"error: {exc}")
+    if os.path.exists(os.path.join(args.out, MANIFEST)) and read_manifest(args.out).get("dagger") != manifest["dagger"]:
+        sys.exit(f"error: {args.out} holds DAgger episodes of another proposal, beta or model; use a new --out")
     done = set(complete_episode_indices(args.out))
     successes = 0
     for i in tqdm([i for i in range(args.episodes) if i not in done], desc="dagger episodes", unit="ep"):

@@ -251,9 +251,10 @@ class Agent:
             low, high = (float(v) for v in action_box)
             cem = dataclasses.replace(self.config.cem, action_low=low, action_high=high, arm_actions=False,
                                       gripper_init_mean=min(max(self.config.cem.gripper_init_mean, low), high))
-            cem.validate()
-            self.config = dataclasses.replace(self.config, cem=cem)  # a config shared with other agents stays as it was
-            self.set_action_scale(self.action_scale)
+            if cem != self.config.cem:  # the first episode of an env: later resets find the planner bound already
+                cem.validate()
+                self.config = dataclasses.replace(self.config, cem=cem)  # a config shared with other agents stays as it was
+                self.set_action_scale(self.action_scale)
         if action_scale is not None:
             self.set_action_scale(action_scale)
         self._feats: list[torch.Tensor] = []  # each [V, N, D]: one frame per camera

@@ -167,6 +167,11 @@ def test_dagger_episodes_execute_the_proposal_and_keep_the_experts_labels(tmp_pa
     ep = load_episode(out, 0)
     assert read_manifest(out)["policy"] == "dagger" and ep.actions.shape == ep.expert_actions.shape == (3, 7)
     np.testing.assert_allclose(ep.actions, np.full((3, 7), 2 * np.tanh(0.25)), atol=1e-6)  # the proposal's action
+    again = subprocess.run([sys.executable, "benchmarks/dagger_collect.py", "--env", "Pusher-v5", "--proposal", str(prop),
+                            "--episodes", "2", "--seed-start", "120000", "--beta", "0.5", "--max-steps", "3",
+                            "--render-size", "32", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1 and "another proposal, beta or model" in again.stderr  # no resume into other options
+    assert sorted(p.name for p in out.glob("episode_*")) == ["episode_000000.npz"]
     env = make_env("Pusher-v5", render_size=32)
     obs, _ = env.reset(seed=120000)
     expert = make_adapter_expert(env)

@@ -39,7 +39,7 @@ import torch
 
 from simjepa_core.errors import SimjepaError
 from simjepa_core.atomic import atomic_path
-from simjepa_core.episodes import PROPRIO_DIM, complete_episode_indices, load_episode, read_manifest
+from simjepa_core.episodes import EXPERT_FIELD, PROPRIO_DIM, complete_episode_indices, load_episode, read_manifest
 from world_model.encoder import VideoViT
 from world_model.encoder_loading import encoder_identity
 from world_model.frozen_encoder import FrozenEncoder
@@ -194,7 +194,7 @@ class FeatureCache:
     def expert_actions(self, index: int) -> np.ndarray | None:
         """The expert's clean actions ``[T, A]`` for a ``--policy dart`` episode; ``None`` where none were recorded."""
         with self._arrays(index) as a:
-            return a["expert_actions"] if "expert_actions" in a.files else None
+            return a[EXPERT_FIELD] if EXPERT_FIELD in a.files else None
 
     def proprio(self, index: int) -> np.ndarray:
         """Proprioception ``[T+1, 7]``: the first 7 state entries (end-effector pose and gripper)."""
@@ -236,9 +236,9 @@ def _episode_arrays(ep: Any) -> dict[str, np.ndarray]:
         arrays = {k: np.asarray(get(k)) for k in ("frames", "actions", "states", "success", "distance")}
     except (KeyError, AttributeError) as exc:
         raise FeatureCacheError(f"source episode lacks {exc}; is it an episode written by `simjepa collect`?") from None
-    expert = ep.get("expert_actions") if isinstance(ep, Mapping) else getattr(ep, "expert_actions", None)
+    expert = ep.get(EXPERT_FIELD) if isinstance(ep, Mapping) else getattr(ep, EXPERT_FIELD, None)
     if expert is not None:
-        arrays["expert_actions"] = np.asarray(expert, np.float32)
+        arrays[EXPERT_FIELD] = np.asarray(expert, np.float32)
     return arrays
 
 
@@ -380,7 +380,7 @@ def build_feature_cache(
         _atomic_write(arrays_path(root, i), lambda f: _savez_reproducible(
             f, actions=ep["actions"].astype(np.float32), states=states, proprio=states[:, :PROPRIO_DIM],
             success=np.asarray(ep["success"], bool), distance=np.asarray(ep["distance"], np.float32),
-            **({"expert_actions": ep["expert_actions"]} if "expert_actions" in ep else {})))
+            **({EXPERT_FIELD: ep[EXPERT_FIELD]} if EXPERT_FIELD in ep else {})))
         frames_done += feats.shape[0]
         bar.set_postfix(frames_per_s=f"{frames_done / (time.perf_counter() - t0):.1f}")
         bar.update(1)
