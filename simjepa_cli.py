@@ -470,7 +470,11 @@ def _record_search_budget(out: str, target_s: float) -> None:
               help="Peak learning rate (linear warm-up, cosine to 0).")
 @click.option("--horizon", type=SMALL, default=4, show_default=True, help="Actions proposed per call.")
 @click.option("--pool-grid", type=SMALL, default=2, show_default=True,
-              help="Features per image: patch mean + a g x g grid of cell means.")
+              help="Features per image (pooled head): patch mean + a g x g grid of cell means.")
+@click.option("--head", type=click.Choice(["pooled", "attentive"]), default="pooled", show_default=True,
+              help="How each image's tokens become the MLP's input: pooled (--pool-grid cell means) or attentive "
+                   "(--queries learned queries cross-attend over every token; can find a small object such as the cube).")
+@click.option("--queries", type=SMALL, default=4, show_default=True, help="Learned queries of the attentive head.")
 @click.option("--hidden", type=_ints(1, 65_536), default=512, show_default=True, help="MLP width.")
 @click.option("--depth", type=SMALL, default=3, show_default=True, help="MLP hidden layers.")
 @click.option("--last-frame-prob", type=_Real(0, 1), default=0.5, show_default=True,
@@ -487,11 +491,11 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--ckpt-every", type=STEPS, default=250, show_default=True, help="Save resumable state every N steps.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
-def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, hidden, depth, last_frame_prob,
-                       labels, proprio_delta, val_fraction, seed, ckpt_every, quiet) -> None:
+def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, head, queries, hidden, depth,
+                       last_frame_prob, labels, proprio_delta, val_fraction, seed, ckpt_every, quiet) -> None:
     """Train a goal-conditioned action proposal on frozen features (behaviour cloning, hindsight goals).
 
-    A small MLP maps (current frame's pooled features, the arm's proprio state[:7], a goal frame's
+    A small MLP maps (current frame's pooled or attended features, the arm's proprio state[:7], a goal frame's
     pooled features) to the next --horizon actions, within the largest |action| of the data (at
     least 1); goals are later frames of the same episode (the last one with --last-frame-prob), L1 loss. Re-running the same command after a kill
     resumes to the same weights. Use it with `--proposal OUT` on plan-episode / evaluate: it seeds
@@ -501,11 +505,12 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
     Examples:
       simjepa train-proposal --features feats/push --features feats/pickplace --out runs/proposal.pt
       simjepa train-proposal --features feats/push --out runs/p.pt --steps 500 --threads 1 --quiet
+      simjepa train-proposal --features feats/push --out runs/p_att.pt --head attentive --queries 4
       simjepa evaluate --env simjepa/Push-v0 --episodes 10 --seed-start 500 --proposal runs/proposal.pt --out runs/e
     """
     from world_model.proposal import ProposalTrainConfig, open_caches, train_proposal
 
-    cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, hidden=hidden, depth=depth, steps=steps,
+    cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, head=head, queries=queries, hidden=hidden, depth=depth, steps=steps,
                               batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, proprio_delta=proprio_delta, labels=labels,
                               val_fraction=val_fraction,
                               seed=seed, ckpt_every=ckpt_every, progress=not quiet)

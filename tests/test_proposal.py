@@ -43,18 +43,19 @@ def _cfg(tmp_path: Path, name: str, **kw) -> ProposalTrainConfig:
     return ProposalTrainConfig(**{**base, **kw})
 
 
-def test_proposal_trains_and_resumes_after_a_kill_to_the_same_weights(tmp_path):
-    whole = train_proposal(_cfg(tmp_path, "whole.pt"), [FakeCache()])
+@pytest.mark.parametrize("head", ["pooled", "attentive"])
+def test_proposal_trains_and_resumes_after_a_kill_to_the_same_weights(tmp_path, head):
+    whole = train_proposal(_cfg(tmp_path, "whole.pt", head=head), [FakeCache()])
     assert whole["steps"] == 6 and np.isfinite(whole["train_l1"])
-    cut = train_proposal(_cfg(tmp_path, "cut.pt", stop_after=4), [FakeCache()])
+    cut = train_proposal(_cfg(tmp_path, "cut.pt", stop_after=4, head=head), [FakeCache()])
     assert cut["stopped_at"] == 4 and not (tmp_path / "cut.pt").exists()
-    train_proposal(_cfg(tmp_path, "cut.pt"), [FakeCache()])  # the same command again: resumes at step 4
+    train_proposal(_cfg(tmp_path, "cut.pt", head=head), [FakeCache()])  # the same command again: resumes at step 4
     a, b = load_file(tmp_path / "whole.pt")["state_dict"], load_file(tmp_path / "cut.pt")["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "cut.pt.run" / "log.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6]  # no duplicated rows after the resume
     net = load_proposal(tmp_path / "cut.pt")
-    assert net.encoder["weights_hash"] == "abc" and net.config.horizon == 3
+    assert net.encoder["weights_hash"] == "abc" and net.config.horizon == 3 and net.config.head == head
     out = net.propose(torch.randn(16, DIM), np.zeros(7), torch.randn(16, DIM))
     assert out.shape == (3, 7) and out.abs().max() <= 1
 

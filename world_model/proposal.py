@@ -7,9 +7,12 @@ goals on the same feature caches ``simjepa train`` uses, proposes where the sear
 planner's L1 energy still decides (TD-MPC2 seeds its MPPI with a policy the same way; a GC-IDM
 distilled from LeWM features plays the same role).
 
-Inputs per image: the layer-normed features ``[N, D]`` of one frame are pooled to the mean over all
-patches plus a ``pool_grid x pool_grid`` grid of cell means (``(1 + g*g) * D`` numbers), so the
-network sees where things are without taking every patch token. The network takes
+Inputs per image: the layer-normed features ``[N, D]`` of one frame are reduced to a vector in one of
+two ways (``head``). ``"pooled"``: the mean over all patches plus a ``pool_grid x pool_grid`` grid of cell
+means (``(1 + g*g) * D`` numbers), so the network sees where things are without taking every patch
+token. ``"attentive"``: ``queries`` learned queries cross-attend over every token
+(:class:`world_model.attentive.AttentivePool`, shared by the current frame and the goal), which can pick
+out a small object that cell means dilute into its neighbours. The network takes
 ``[current, goal, goal - current, normalised proprio]`` (with ``proprio_delta``, the proprio's change since the
 previous observation too: a velocity for envs whose ``state[:7]`` holds none, such as Pusher-v5's joint
 angles under torque control) and outputs ``horizon`` actions in
@@ -38,11 +41,13 @@ from torch import nn
 from simjepa_core.errors import SimjepaError
 from simjepa_core.state_layout import PROPRIO_DIM
 
+from .attentive import AttentivePool
 from .checkpoints import CheckpointError, read_model, save_model
 from .data import split_episodes
 from .training_loop import RunState, SkippedBatches, adamw, set_lr, warmup_cosine, write_row
 
 PROPOSAL_KIND = "proposal"
+HEADS = ("pooled", "attentive")
 STATE_FORMAT = "simjepa/proposal-state"
 
 
@@ -64,13 +69,18 @@ class ProposalNetConfig:
     depth: int = 3
     action_bound: float = 1.0  # outputs lie in [-action_bound, action_bound] (files before it: 1)
     proprio_delta: bool = False  # input also state[:S] - previous state[:S] (files before it: no)
+    head: str = "pooled"  # how a frame's tokens become a vector: "pooled" | "attentive" (files before it: pooled)
+    queries: int = 4  # the attentive head's learned queries
 
     @property
     def proprio_in(self) -> int:
         return self.state_dim * (2 if self.proprio_delta else 1)
 
     @property
-    def pooled_dim(self) -> int:
+    def frame_dim(self) -> int:
+        """Numbers per image the MLP sees."""
+        if self.head == "attentive":
+            return self.queries * self.feat_dim
         return (1 + self.pool_grid * self.pool_grid) * self.feat_dim
 
     @classmethod
@@ -98,6 +108,17 @@ def pool_features(feats: torch.Tensor, grid: tuple[int, int], pool_grid: int) ->
     return torch.cat([mean, cells], dim=-1)
 
 
+def frame_input(feats: torch.Tensor, config: ProposalNetConfig) -> torch.Tensor:
+    """Features ``[..., N, D]`` -> what the network takes per frame: the pooled vector ``[..., P]`` (pooled head)
+    or the layer-normed tokens ``[..., N, D]`` (attentive head, pooled inside the network)."""
+    if config.head == "attentive":
+        h, w = config.grid
+        if feats.shape[-2] != h * w:
+            raise ProposalError(f"features have {feats.shape[-2]} tokens per frame, the proposal expects a {h}x{w} grid")
+        return F.layer_norm(feats.float(), feats.shape[-1:])
+    return pool_features(feats, config.grid, config.pool_grid)
+
+
 def proprio_input(state: torch.Tensor, prev: torch.Tensor | None, delta: bool) -> torch.Tensor:
     """``[..., S]`` proprio (and the previous step's) -> the network's proprio input ``[..., S]`` or ``[..., 2S]``.
 
@@ -110,12 +131,17 @@ def proprio_input(state: torch.Tensor, prev: torch.Tensor | None, delta: bool) -
 
 
 class ProposalNet(nn.Module):
-    """``(pooled current [B, P], proprio input [B, S or 2S], pooled goal [B, P]) -> actions [B, H, A]`` in +-``action_bound``."""
+    """``(current [B, P] or [B, N, D], proprio input [B, S or 2S], goal like current) -> actions [B, H, A]`` in
+    +-``action_bound``; frames as :func:`frame_input` makes them."""
 
     def __init__(self, config: ProposalNetConfig) -> None:
         super().__init__()
+        if config.head not in HEADS:
+            raise ProposalError(f"head={config.head!r}: use one of {', '.join(HEADS)}")
         self.config = config
-        p = config.pooled_dim
+        p = config.frame_dim
+        if config.head == "attentive":
+            self.pool = AttentivePool(config.feat_dim, config.grid[0] * config.grid[1], queries=config.queries)
         layers: list[nn.Module] = [nn.Linear(3 * p + config.proprio_in, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
         for _ in range(config.depth - 1):
             layers += [nn.Linear(config.hidden, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
@@ -127,6 +153,8 @@ class ProposalNet(nn.Module):
 
     def forward(self, cur: torch.Tensor, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         s = (state.float() - self.state_mean) / self.state_std
+        if self.config.head == "attentive":
+            cur, goal = self.pool(cur), self.pool(goal)  # [B, K*D] each
         x = torch.cat([cur, goal, goal - cur, s], dim=-1)
         out = self.config.action_bound * torch.tanh(self.mlp(x))
         return out.reshape(*out.shape[:-1], self.config.horizon, self.config.action_dim)
@@ -142,8 +170,8 @@ class ProposalNet(nn.Module):
         def proprio(x: Any) -> torch.Tensor:
             return torch.as_tensor(np.asarray(x, dtype=np.float32)[: c.state_dim], device=dev)[None]
 
-        cur = pool_features(feats.to(dev)[None], c.grid, c.pool_grid)
-        goal = pool_features(goal_feats.to(dev)[None], c.grid, c.pool_grid)
+        cur = frame_input(feats.to(dev)[None], c)
+        goal = frame_input(goal_feats.to(dev)[None], c)
         st = proprio_input(proprio(state), None if prev_state is None else proprio(prev_state), c.proprio_delta)
         return self(cur, st, goal)[0].cpu()
 
@@ -170,7 +198,8 @@ def load_proposal(path: str | Path) -> ProposalNet:
 # --- data -------------------------------------------------------------------------------------------
 @dataclass
 class PooledEpisode:
-    """One episode's pooled features ``[T+1, P]`` (fp16), proprio ``[T+1, S]`` and actions ``[T, A]``."""
+    """One episode's frame inputs ``[T+1, P]`` or ``[T+1, N, D]`` (fp16, :func:`frame_input`), proprio ``[T+1, S]``
+    and actions ``[T, A]``."""
 
     pooled: torch.Tensor
     proprio: torch.Tensor
@@ -181,12 +210,13 @@ LABELS = ("executed", "expert")
 
 
 def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
-                 labels: str = "executed") -> tuple[list[PooledEpisode], dict[str, Any]]:
+                 labels: str = "executed", head: str = "pooled") -> tuple[list[PooledEpisode], dict[str, Any]]:
     """Pool every episode of the feature caches (``FeatureCache``-like: ``episodes``, ``episode(i)``,
     ``grid``, ``dim``, ``encoder``) once; all must come from one encoder and share grid and dim.
 
     ``labels="expert"``: an episode's targets are the expert's clean actions where the cache has them
-    (``collect --policy dart``), else the actions executed (the same thing for ``--policy expert``)."""
+    (``collect --policy dart``), else the actions executed (the same thing for ``--policy expert``).
+    ``head="attentive"`` keeps every token (layer-normed) instead of pooling."""
     if labels not in LABELS:
         raise ProposalError(f"labels={labels!r}: use one of {', '.join(LABELS)}")
     if not sources:
@@ -202,7 +232,10 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
         if tuple(src.grid) != tuple(first.grid) or int(src.dim) != int(first.dim):
             raise ProposalError(f"feature caches differ in grid or dim ({first.grid}/{first.dim} vs {src.grid}/{src.dim})")
     grid = tuple(int(g) for g in first.grid)
-    if min(grid) < pool_grid:
+    if head not in HEADS:
+        raise ProposalError(f"head={head!r}: use one of {', '.join(HEADS)}")
+    shape = ProposalNetConfig(feat_dim=int(first.dim), grid=grid, pool_grid=pool_grid, head=head)
+    if head == "pooled" and min(grid) < pool_grid:
         raise ProposalError(f"pool grid {pool_grid} is finer than the feature grid {grid}; use a smaller --pool-grid")
     jobs = [(src, i) for src in sources for i in src.episodes]
     bar = None
@@ -225,7 +258,7 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
             raise ProposalError(f"episode {i} of {getattr(src, 'root', src)} has state dim {states.shape[-1]} or no "
                                 f"actions; the proposal needs the arm's 7-D proprio and at least one step")
         with torch.no_grad():
-            pooled = pool_features(torch.from_numpy(np.asarray(feats, dtype=np.float32)), grid, pool_grid)
+            pooled = frame_input(torch.from_numpy(np.asarray(feats, dtype=np.float32)), shape)
         episodes.append(PooledEpisode(pooled.half(), torch.from_numpy(np.asarray(states[:, :PROPRIO_DIM], np.float32)),
                                       torch.from_numpy(np.asarray(actions, np.float32))))
         bound = max(bound, float(np.abs(actions).max()))
@@ -286,6 +319,8 @@ class ProposalTrainConfig:
     last_frame_prob: float = 0.5
     proprio_delta: bool = False  # see ProposalNetConfig; for torque-controlled envs whose state[:7] holds no velocity
     labels: str = "executed"  # or "expert": the expert's clean actions of `collect --policy dart` episodes (DART)
+    head: str = "pooled"  # or "attentive": learned queries over every token (see ProposalNetConfig)
+    queries: int = 4
     val_fraction: float = 0.1
     seed: int = 0
     ckpt_every: int = 250
@@ -293,7 +328,7 @@ class ProposalTrainConfig:
     progress: bool = True
 
     def check(self) -> None:
-        for name in ("horizon", "pool_grid", "hidden", "depth", "steps", "batch_size", "ckpt_every"):
+        for name in ("horizon", "pool_grid", "hidden", "depth", "steps", "batch_size", "ckpt_every", "queries"):
             if int(getattr(self, name)) < 1:
                 raise ProposalError(f"{name}={getattr(self, name)} must be >= 1")
         if not 0.0 <= self.last_frame_prob <= 1.0:
@@ -302,6 +337,8 @@ class ProposalTrainConfig:
             raise ProposalError(f"val_fraction={self.val_fraction} must be in [0, 1)")
         if self.labels not in LABELS:
             raise ProposalError(f"labels={self.labels!r}: use one of {', '.join(LABELS)}")
+        if self.head not in HEADS:
+            raise ProposalError(f"head={self.head!r}: use one of {', '.join(HEADS)}")
         if not self.lr > 0:
             raise ProposalError(f"lr={self.lr} must be > 0")
         if Path(self.out).is_dir():
@@ -310,6 +347,8 @@ class ProposalTrainConfig:
     def identity(self) -> dict[str, Any]:
         """Settings that must match for a run to resume (not the step budget or stop point)."""
         ident = {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
+        if self.head == "pooled":  # runs started before the option existed resume
+            del ident["head"], ident["queries"]
         for name, default in (("proprio_delta", False), ("labels", "executed")):
             if ident[name] == default:  # runs started before the option existed resume
                 del ident[name]
@@ -332,7 +371,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     """
     cfg.check()
     torch.manual_seed(cfg.seed)
-    episodes, meta = pool_sources(sources, cfg.pool_grid, progress=cfg.progress, labels=cfg.labels)
+    episodes, meta = pool_sources(sources, cfg.pool_grid, progress=cfg.progress, labels=cfg.labels, head=cfg.head)
     if cfg.labels == "expert" and not meta["expert_labelled_episodes"]:
         raise ProposalError("--labels expert: no episode of these caches recorded expert actions; collect some with "
                             "`simjepa collect --policy dart` and encode them")
@@ -341,7 +380,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     net_cfg = ProposalNetConfig(feat_dim=meta["feat_dim"], grid=tuple(meta["grid"]), action_dim=meta["action_dim"],
                                 action_bound=meta["action_bound"],
                                 horizon=cfg.horizon, pool_grid=cfg.pool_grid, hidden=cfg.hidden, depth=cfg.depth,
-                                proprio_delta=cfg.proprio_delta)
+                                proprio_delta=cfg.proprio_delta, head=cfg.head, queries=cfg.queries)
     net = ProposalNet(net_cfg)
     all_states = torch.cat([proprio_input(e.proprio, torch.cat([e.proprio[:1], e.proprio[:-1]]), cfg.proprio_delta)
                             for e in episodes])  # the inputs training sees: step 0's previous state is itself
