@@ -169,5 +169,13 @@ def test_adapter_pipeline_end_to_end(tmp_path, capsys):
         res = json.loads((out / "results.json").read_text())
         assert res["policy"] == policy and res["episodes"][0]["steps"] == 1
         assert res["proposal"]["weights_hash"] and res["protocol"] == "image-goal"
+    # the attentive head (learned queries over every token) through the same commands, seeding the search
+    att = tmp_path / "proposal_att.pt"
+    ok("train-proposal", "--features", str(feats), "--out", str(att), "--steps", "3", "--batch-size", "2", "--head",
+       "attentive", "--queries", "2", "--val-fraction", "0.5", "--threads", "1")
+    ok("evaluate", "--env", "Reacher-v5", "--episodes", "1", "--seed-start", "1000", "--model", str(model), "--proposal",
+       str(att), "--max-steps", "1", "--out", str(tmp_path / "eval_att"), quiet=False)
+    res = json.loads((tmp_path / "eval_att" / "results.json").read_text())
+    assert res["episodes"][0]["steps"] == 1 and res["proposal"]["path"] == str(att)
     assert run("collect", "--env", "InvertedPendulum-v5", "--episodes", "1", "--policy", "expert", "--out",
                str(tmp_path / "p")) == 2  # an adapted env without a scripted controller
