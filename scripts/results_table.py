@@ -55,6 +55,10 @@ EVAL_SEEDS = (1000, 1049)
 # found wins. ``<Task>-planner-image-goal.json`` is where `simjepa evaluate` results under the
 # image-goal default are to be stored; the other names are the measurements that exist today.
 HEADLINE_SLOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # one learned proposal for all three tasks (each task's row: the method chosen on tuning seeds)
+    ("Reach", IMAGE_GOAL, ("Reach-planner-image-goal-proposal-all3-attentive-s24i2",)),
+    ("Push", IMAGE_GOAL, ("Push-proposal-alone-all3-attentive",)),
+    ("PickPlace", IMAGE_GOAL, ("PickPlace-proposal-alone-all3-attentive",)),
     ("Reach", IMAGE_GOAL, ("Reach-planner-image-goal", "Reach-planner-v2-default")),
     ("Push", IMAGE_GOAL, ("Push-planner-image-goal",)),
     ("PickPlace", IMAGE_GOAL, ("PickPlace-planner-image-goal",)),
@@ -103,6 +107,15 @@ class EvalRow:
     seconds_per_action: float | None
     model: str
     complete: bool = True  # False: a run stopped before all its seeds (recorded by newer files)
+    proposal: bool = False  # a learned proposal acted alone or seeded the search
+
+    def method_text(self) -> str:
+        """What chose the actions: the headline mixes planner rows with the proposal acting alone."""
+        if self.policy == "planner":
+            return "CEM + world model" + (" + learned proposal" if self.proposal else "")
+        if self.policy == "proposal":
+            return "learned proposal alone (no world model)"
+        return self.policy
 
     @property
     def stem(self) -> str:
@@ -283,6 +296,7 @@ def _eval_row(rel: str, data: dict[str, Any]) -> EvalRow:
         seconds_per_action=data.get("mean_seconds_per_action"),
         model=_model_text(data.get("model")),
         complete=data.get("complete") is not False,
+        proposal=bool(data.get("proposal")),
     )
 
 
@@ -368,20 +382,20 @@ def _baseline_text(results: Results, task: str) -> str:
 
 def render_headline(results: Results) -> str:
     lines = [
-        "| task | protocol | success | mean final distance | baselines: random, expert policy | result file |",
-        "|---|---|---:|---:|---|---|",
+        "| task | protocol | method | success | mean final distance | baselines: random, expert policy | result file |",
+        "|---|---|---|---:|---:|---|---|",
     ]
     for h in headline_rows(results):
         if h.row is None:
             label = h.slot
-            lines.append(f"| {h.task} | {label} | not yet measured | - | {_baseline_text(results, h.task)} | - |")
+            lines.append(f"| {h.task} | {label} | - | not yet measured | - | {_baseline_text(results, h.task)} | - |")
             continue
         r = h.row
         label = r.protocol.text()
         if r.protocol.rank == 0:
             label = f"**{label}**"
         lines.append(
-            f"| {r.task} | {label} | {r.success_text()} | {r.distance_text()} | "
+            f"| {r.task} | {label} | {r.method_text()} | {r.success_text()} | {r.distance_text()} | "
             f"{_baseline_text(results, r.task)} | [`{r.stem}`](benchmarks/results/{r.file}) |"
         )
     lines.append("")
