@@ -9,8 +9,9 @@ object's true position (privileged, offline only) would help, i.e. whether the i
 
 Inputs (``kinds``): ``q`` = state[:7]; ``q+qvel`` = + joint velocities state[7:14]; ``q+dq`` = + change of
 state[:7] since the previous step (what ``train-proposal --proprio-delta`` feeds); ``q+dq+obj`` = + the
-object's position state[17:20]. The MLP, pooling (1 + 4x4), hindsight goals and L1 loss are the proposal's;
-1500 steps of batch 256 (one-cycle lr 1e-3), episodes split 90 / 10, one JSON line per kind.
+object's position state[17:20]. The network (``ProposalNet``), pooling (1 + 4x4), hindsight-goal batches
+(``sample_batch``) and L1 loss are the proposal's, each kind's input standing in for its proprio; 1500 steps
+of batch 256 (one-cycle lr 1e-3), episodes split 90 / 10, one JSON line per kind.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from world_model.data import split_episodes  # noqa: E402
-from world_model.proposal import masked_l1, open_caches, pool_features  # noqa: E402
+from world_model.proposal import (PooledEpisode, ProposalNet, ProposalNetConfig, masked_l1, open_caches,  # noqa: E402
+                                  pool_features, sample_batch)
 
 H = 4
 
@@ -59,48 +61,33 @@ def main() -> None:
             A.append(torch.from_numpy(np.asarray(a, np.float32)))
     train_ids, val_ids = split_episodes(range(len(P)), 0.1, 0)
 
-    def batch(ids, size, kind, gen):
-        pick, u = torch.randint(len(ids), (size,), generator=gen), torch.rand(size, 3, generator=gen)
-        cur, st, goal, act, mask = [], [], [], [], []
-        for b in range(size):
-            e = ids[int(pick[b])]
-            n = A[e].shape[0]
-            t = min(int(u[b, 0] * n), n - 1)
-            g = n if float(u[b, 1]) < 0.5 else t + 1 + min(int(u[b, 2] * (n - t)), n - t - 1)
-            a = A[e][t:t + H]
-            m = torch.zeros(H)
-            m[: a.shape[0]] = 1
-            if a.shape[0] < H:
-                a = torch.cat([a, a.new_zeros(H - a.shape[0], a.shape[1])])
-            cur.append(P[e][t]); goal.append(P[e][g]); st.append(state_input(kind, S[e], t)); act.append(a); mask.append(m)
-        return torch.stack(cur).float(), torch.stack(st), torch.stack(goal).float(), torch.stack(act), torch.stack(mask)
-
     for kind in args.kinds:
         torch.manual_seed(0)
         t0 = time.time()
-        ex = state_input(kind, S[0], 1).shape[0]
-        ref = torch.stack([state_input(kind, S[e], t) for e in train_ids[:300] for t in range(0, A[e].shape[0], 5)])
-        mu, sd = ref.mean(0), ref.std(0).clamp_min(1e-3)
-        p = P[0].shape[-1]
-        layers = [torch.nn.Linear(3 * p + ex, 512), torch.nn.LayerNorm(512), torch.nn.GELU()]
-        for _ in range(2):
-            layers += [torch.nn.Linear(512, 512), torch.nn.LayerNorm(512), torch.nn.GELU()]
-        net = torch.nn.Sequential(*layers, torch.nn.Linear(512, H * 7))
+        # each step's input of this kind stands in for the proposal's proprio
+        eps = [PooledEpisode(P[e], torch.stack([state_input(kind, S[e], t) for t in range(S[e].shape[0])]), A[e])
+               for e in range(len(P))]
+        ref = torch.stack([eps[e].proprio[t] for e in train_ids[:300] for t in range(0, A[e].shape[0], 5)])
+        net = ProposalNet(ProposalNetConfig(feat_dim=caches[0].dim, grid=grid, state_dim=ref.shape[1], horizon=H, pool_grid=4,
+                                            action_bound=args.bound))
+        net.state_mean.copy_(ref.mean(0))
+        net.state_std.copy_(ref.std(0).clamp_min(1e-3))
         opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=args.steps, pct_start=0.05)
 
-        def f(c, s, g):
-            return (args.bound * torch.tanh(net(torch.cat([c, g, g - c, (s - mu) / sd], -1)))).reshape(-1, H, 7)
+        def batch(ids, size, seed):
+            return sample_batch(eps, ids, size, H, 0.5, torch.Generator().manual_seed(seed))
 
         for step in range(args.steps):
-            c, s, g, a, m = batch(train_ids, 256, kind, torch.Generator().manual_seed(step))
-            loss = masked_l1(f(c, s, g), a, m)
+            c, s, g, a, m = batch(train_ids, 256, step)
+            loss = masked_l1(net(c, s, g), a, m)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
         with torch.no_grad():
-            val = float(masked_l1(*(lambda c, s, g, a, m: (f(c, s, g), a, m))(*batch(val_ids, 2048, kind, torch.Generator().manual_seed(999)))))
+            c, s, g, a, m = batch(val_ids, 2048, 999)
+            val = float(masked_l1(net(c, s, g), a, m))
         print(json.dumps({"kind": kind, "bound": args.bound, "val_l1": round(val, 4), "seconds": round(time.time() - t0)}), flush=True)
 
 
