@@ -166,6 +166,9 @@ def _planner_options(fn):
         click.option("--iters", type=_ints(1, 1000), default=None, help="CEM iterations per action (official: 10)."),
         click.option("--topk", type=_ints(2, 100_000), default=None, help="CEM elites (official: 10)."),
         click.option("--horizon", type=_ints(1, 100), default=None, help="Planned actions per search (official: 2)."),
+        click.option("--search", type=click.Choice(["cem", "none"]), default=None,
+                     help="cem: search with the world model; none: execute the learned proposal's plan with no search "
+                          "(default: the model's setting for the env; the default model runs Push and PickPlace with none)."),
         click.option("--energy", type=click.Choice(["l1", "l2"]), default=None, help="Feature distance (default l1)."),
         click.option("--state-weight", type=_Real(0, 1e6), default=None,
                      help="Weight of |s_T - s_goal| in the energy (default 0). It reads the goal's simulator state: "
@@ -180,7 +183,9 @@ def _planner_options(fn):
                           "plan through its frames; results are labelled 'expert-replay (privileged)'."),
         click.option("--proposal", type=click.Path(dir_okay=False), default=None,
                      help="A proposal file from `simjepa train-proposal`: its actions seed every CEM search "
-                          "(initial mean, and --anchor-fraction of the samples drawn around it); the energy decides."),
+                          "(initial mean, and --anchor-fraction of the samples drawn around it); the energy decides. "
+                          "Default: the proposal embedded in the model (the default model has one); 'none': no "
+                          "proposal (flat CEM)."),
         click.option("--anchor-fraction", type=_Real(0, 1), default=None,
                      help="With --proposal: share of each iteration's samples drawn around the proposal (default 0.25)."),
         click.option("--anchor-std", type=_Real(0, 10), default=None,
@@ -222,10 +227,10 @@ def _macro_overrides(macro_model, samples, iters, horizon) -> dict:
 
 
 def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction=None, anchor_std=None,
-               init_std=None) -> dict:
+               init_std=None, search=None) -> dict:
     return {"samples": samples, "iterations": iters, "topk": topk, "horizon": horizon, "metric": energy,
             "state_weight": state_weight, "seed": planner_seed, "anchor_fraction": anchor_fraction,
-            "anchor_std": anchor_std, "init_std": init_std}
+            "anchor_std": anchor_std, "init_std": init_std, "search": search}
 
 
 @click.command("plan-episode", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -238,7 +243,7 @@ def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed
 @click.option("--landscape", is_flag=True, help="Also write landscape.png: energy over the first action's dx, dy.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
-def plan_episode_cmd(env_id, seed, model, out, device, samples, iters, topk, horizon, energy, state_weight, planner_seed,
+def plan_episode_cmd(env_id, seed, model, out, device, samples, iters, topk, horizon, search, energy, state_weight, planner_seed,
                      max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std, subgoal_steps,
                      macro_model, macro_samples, macro_iters, macro_horizon, landscape, quiet) -> None:
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
@@ -261,7 +266,7 @@ def plan_episode_cmd(env_id, seed, model, out, device, samples, iters, topk, hor
 
     m = plan_episode(env_id, seed, model, out,
                      _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction, anchor_std,
-                                init_std),
+                                init_std, search),
                      max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                      landscape=landscape, progress=not quiet, proposal=proposal, macro_model=macro_model,
                      macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon), device=device)
@@ -283,13 +288,14 @@ def plan_episode_main(args: list[str] | None = None) -> None:
 @click.option("--seed-start", type=SEED, default=0, show_default=True, help="Seed of the first episode (then +1 each).")
 @click.option("--model", default="default", show_default=True, help="'default' or a checkpoint file / training run dir (planner only).")
 @click.option("--policy", type=click.Choice(["planner", "random", "expert", "proposal"]), default="planner", show_default=True,
-              help="proposal: the --proposal network alone (the model's encoder, no world model search), a baseline.")
+              help="proposal: the learned proposal alone (--proposal FILE, or the model's embedded one; the model's "
+                   "encoder, no world-model search), a baseline.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder for results.json / results.md.")
 @click.option("--workers", type=PROCESSES, default=1, show_default=True, help="Episodes run in parallel processes.")
 @_device_option
 @_planner_options
 @_threads_option
-def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, device, samples, iters, topk, horizon, energy,
+def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, device, samples, iters, topk, horizon, search, energy,
                  state_weight, planner_seed, max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std,
                  subgoal_steps, macro_model, macro_samples, macro_iters, macro_horizon) -> None:
     """Success rate and final distance of a policy over seeded episodes.
@@ -310,7 +316,7 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, devi
 
     r = evaluate(env_id, episodes, seed_start, policy, model, out, workers,
                  _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed, anchor_fraction, anchor_std,
-                            init_std),
+                            init_std, search),
                  max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                  proposal=proposal, macro_model=macro_model,
                  macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon), device=device)

@@ -36,6 +36,7 @@ from .protocols import Predictor
 
 # Key of a model's planner defaults that holds per-task overrides: {env_id: {name: value}}.
 PER_ENV_KEY = "per_env"
+NO_PROPOSAL = "none"  # Agent.from_pretrained(proposal="none") / --proposal none: flat CEM, embedded proposal unused
 
 GOAL_CACHE_SIZE = 32
 
@@ -144,6 +145,7 @@ class Agent:
     trained proposal): at each re-plan its actions for the horizon are the CEM's initial mean (instead
     of the warm start) and the anchor ``anchor_fraction`` of the samples are drawn around; the energy
     still decides. It sees the first camera's features, ``state[:7]`` and the goal image's features.
+    With the planner setting ``search="none"`` its plan is executed as it is (no world-model search).
 
     ``high_level``: a :class:`planning.hierarchy.HighLevelPlanner` (a macro-step model): at each
     re-plan it picks the latent sub-goal the search below steers to instead of the goal image's
@@ -169,6 +171,11 @@ class Agent:
         self.high_level = high_level
         self.cameras: tuple[str, ...] = tuple(getattr(world_model, "cameras", None) or ("front",))
         self.config = config or PlannerConfig.from_flat(tuned_planner_defaults(getattr(world_model, "planner", None)))
+        if self.config.search == "none" and (proposal is None or high_level is not None):
+            raise PlannerConfigError(
+                "search='none' executes the learned proposal's plan with no world-model search: it needs a proposal "
+                "(a model with one embedded, or --proposal FILE) and no macro model; use search='cem' otherwise"
+            )
         self.privileged_goal_state = bool(privileged_goal_state)
         if self.config.energy.state_weight and not self.privileged_goal_state:
             raise PlannerConfigError(
@@ -201,7 +208,9 @@ class Agent:
         (e.g. a bigger search for a task with short episodes); they apply on top of the model's general
         defaults and under ``planner_overrides``. The shipped default model records a bigger search for Reach.
         ``privileged_goal_state``: see the class doc (off: the image-goal protocol).
-        ``proposal``: a proposal file (``simjepa train-proposal``) seeding every search; see the class doc.
+        ``proposal``: a proposal file (``simjepa train-proposal``) seeding every search (see the class doc);
+        ``None``: the proposal embedded in the model file, if it has one (the default model v3 does);
+        ``"none"``: no proposal at all (flat CEM).
         ``macro_model``: a macro-step world model (``simjepa train --macro-steps k``) as the high level of
         two-level planning, its search set by its recorded planner defaults and ``macro_overrides``.
         ``device``: where the world model runs (``"cuda"``: searches on a GPU); the proposal and the
@@ -212,14 +221,19 @@ class Agent:
         except ImportError:  # older layouts export it only from the bundle module
             from world_model.model_file import load_world_model
 
+        use_embedded = proposal is None
+        if proposal is not None and str(proposal) == NO_PROPOSAL:
+            proposal = None
         check_device(device, "planner", proposal, macro_model)
         wm = load_world_model(model, device=device)
         config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)
+        from .proposal import ProposalPrior, load_prior
+
         prior = None
         if proposal is not None:
-            from .proposal import load_prior
-
             prior = load_prior(proposal, wm)
+        elif use_embedded and getattr(wm, "proposal", None) is not None and device == "cpu":
+            prior = ProposalPrior(wm.proposal, f"embedded in {model}")  # the proposal runs on the CPU only
         high = None
         if macro_model is not None:
             from .hierarchy import load_high_level
@@ -335,7 +349,8 @@ class Agent:
 
     def _replan(self, goal_frames: list[np.ndarray], goal_state: np.ndarray | None) -> None:
         # the kinematic model is the 7-D arm's; other action spaces (adapted Gymnasium envs) hold the state
-        if self.action_scale is None and self._advance_fn is not None and self.action_dim == 7 and not self._warned:
+        if (self.action_scale is None and self._advance_fn is not None and self.action_dim == 7 and not self._warned
+                and self.config.search == "cem"):
             warnings.warn("Agent has no action_scale: imagined states are held at the observed state; "
                           "call agent.reset(action_scale=env.unwrapped.action_scale)", stacklevel=3)
             self._warned = True
@@ -352,17 +367,20 @@ class Agent:
         if self.proposal is not None:  # the initial-mean hook: the proposal seeds the search
             anchor = self.proposal(feats[0, -1], self._states[-1], goals[0], self.config.cem.horizon, self._prev_state)
             init = anchor
-        if self.high_level is not None:  # two-level planning: steer to the macro model's next latent sub-goal
-            high = self.high_level.subgoals(contexts, goals, self.action_dim, self.generator)
-            goals, self.last_macro_plan = high.subgoals, high.plan
-        result = self.planner.plan(contexts, goals, self.action_dim, goal_t, init, self.generator, anchor=anchor)
+        if self.config.search == "none":  # the proposal's plan as it is: no world-model call
+            result = PlanResult(anchor.numpy().astype(np.float32), float("nan"), [], 0, None)
+        else:
+            if self.high_level is not None:  # two-level planning: steer to the macro model's next latent sub-goal
+                high = self.high_level.subgoals(contexts, goals, self.action_dim, self.generator)
+                goals, self.last_macro_plan = high.subgoals, high.plan
+            result = self.planner.plan(contexts, goals, self.action_dim, goal_t, init, self.generator, anchor=anchor)
         steps = self.config.execute_steps
         self._prev_plan = torch.from_numpy(result.actions)
         if steps > 1:  # warm start from what remains after executing `steps` actions
             for _ in range(steps - 1):
                 self._prev_plan = shift_plan(self._prev_plan, arm)
         self._queue = [a.astype(np.float32) for a in result.actions[:steps]]
-        self.last_energy = result.energy
+        self.last_energy = None if self.config.search == "none" else result.energy
         self.last_plan = result
 
 
@@ -371,6 +389,8 @@ def check_device(device: str, policy: str = "planner", proposal: Any = None, mac
     error); the proposal and the macro-step model run on the CPU, so they need ``device="cpu"``."""
     if device == "cpu":
         return
+    if str(proposal) == NO_PROPOSAL:
+        proposal = None
     if policy != "planner" or proposal is not None or macro_model is not None:
         raise PlannerConfigError(f"--device {device} applies to --policy planner without --proposal or --macro-model; "
                                  "those run on the CPU only (use --device cpu)")

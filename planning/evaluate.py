@@ -33,15 +33,8 @@ def make_policy(policy: str, env: Any, model: str | Path, planner_overrides: dic
         return Agent.from_pretrained(model, env_id=env_id, privileged_goal_state=privileged_goal_state,
                                      proposal=proposal, macro_model=macro_model, macro_overrides=macro_overrides,
                                      device=device, **(planner_overrides or {}))
-    if policy == "proposal":  # the proposal alone: the model's encoder, no predictor, no search
-        from world_model import load_world_model
-
-        from .proposal import ProposalPolicy, load_prior
-
-        if proposal is None:
-            raise PlannerConfigError("--policy proposal needs --proposal FILE (a `simjepa train-proposal` output)")
-        wm = load_world_model(model)
-        return ProposalPolicy(wm, load_prior(proposal, wm))
+    if policy == "proposal":  # the proposal alone: the agent with no search (the world model is not called)
+        return Agent.from_pretrained(model, env_id=env_id, proposal=proposal, search="none")
     if policy == "random":
         return RandomPolicy(env)
     if policy == "expert":
@@ -158,7 +151,8 @@ def evaluate(
     env and policy once and uses ``torch.set_num_threads(cores // workers)`` so parallel episodes do
     not oversubscribe the CPU. ``subgoals``: ``"none"`` (image-goal protocol) or ``"expert-replay"``
     (privileged, planner only; see :mod:`planning.subgoals`). ``proposal``: a proposal file seeding the
-    planner's search, or, with ``policy="proposal"``, acting alone (the model's encoder, no search).
+    planner's search, or, with ``policy="proposal"``, acting alone (the model's encoder, no search); None:
+    the model's embedded proposal if it has one; ``"none"``: no proposal.
     ``macro_model``: a macro-step model for two-level planning (planner only; :mod:`planning.hierarchy`),
     its search overridden by ``macro_overrides``. ``device``: where the planner's world model runs
     (``"cuda"``: every worker process searches on the GPU; planner without proposal or macro model). Writes ``results.json`` and ``results.md``
@@ -175,8 +169,6 @@ def evaluate(
         raise PlannerConfigError(f"--subgoals {subgoals} applies to --policy planner only")
     if proposal is not None and policy not in ("planner", "proposal"):
         raise PlannerConfigError(f"--proposal applies to --policy planner or proposal, not {policy}")
-    if policy == "proposal" and proposal is None:
-        raise PlannerConfigError("--policy proposal needs --proposal FILE (a `simjepa train-proposal` output)")
     if macro_model is not None and policy != "planner":
         raise PlannerConfigError(f"--macro-model applies to --policy planner, not {policy}")
     check_subgoal_steps(subgoals, subgoal_steps_per_goal)

@@ -16,6 +16,7 @@ from .imagine import Context, imagine
 from .protocols import Predictor, StateAdvancer
 
 # Short names accepted by CLIs and ``Agent.from_pretrained(**overrides)``, and the official planner's names.
+SEARCHES = ("cem", "none")
 ALIASES = {"iters": "iterations", "energy": "metric", "steps_per_plan": "execute_steps", "cem_steps": "iterations"}
 
 
@@ -32,6 +33,9 @@ class PlannerConfig:
     ``compile``: ``torch.compile`` the predictor's cached unroll step for large searches (~25%
     faster after a one-off compile of 15-30 s; searches under ``COMPILE_MIN_NUMEL`` activations per
     step, e.g. <= 250 samples at the default size, stay eager; falls back to eager if compiling fails).
+    ``search``: ``"cem"`` searches with the world model; ``"none"`` executes the learned proposal's plan
+    with no search at all (the world model is not called; needs a proposal). A task whose search only
+    overrides its proposal can record ``"none"`` as its setting, like any other search size.
     """
 
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -42,9 +46,12 @@ class PlannerConfig:
     autocast: bool = True
     reference: bool = False
     compile: bool = True
+    search: str = "cem"
 
     def validate(self) -> None:
         self.cem.validate()
+        if self.search not in SEARCHES:
+            raise PlannerConfigError(f"search={self.search!r} is unknown; use one of {', '.join(SEARCHES)}")
         if self.energy.metric not in ("l1", "l2"):
             raise PlannerConfigError(f"energy metric {self.energy.metric!r} is unknown; use 'l1' or 'l2'")
         if self.energy.state_weight < 0:
@@ -100,13 +107,13 @@ class PlannerConfig:
 @dataclass
 class PlanResult:
     """``actions [H, A]`` float32; ``energy`` of that plan; ``iteration_energies`` per CEM iteration;
-    ``predictor_calls`` made while planning."""
+    ``predictor_calls`` made while planning. ``cem`` is None for a plan no search made (``search="none"``)."""
 
     actions: np.ndarray
     energy: float
     iteration_energies: list[float]
     predictor_calls: int
-    cem: CEMResult
+    cem: CEMResult | None
 
 
 class LatentPlanner:

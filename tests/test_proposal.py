@@ -10,7 +10,7 @@ import torch
 from planning.agent import Agent
 from planning.cem import CEMConfig, cem
 from planning.planner import PlannerConfig
-from planning.proposal import ProposalPolicy, ProposalPrior, fit_horizon
+from planning.proposal import ProposalPrior, fit_horizon
 from planning.toy import ToyWorldModel, toy_advance_state
 from tests.helpers import StateTrap, cli_exit_code
 from world_model.checkpoints import load_file
@@ -217,8 +217,8 @@ def test_the_proposal_path_never_reads_the_goal_state():
     agent, world = _toy_agent(prior)
     obs = {"pixels": world.render(np.zeros(7)), "state": np.zeros(7, np.float32)}
     image = world.render(image_state)
-    policy = ProposalPolicy(world, prior)
-    for actor in (agent, policy):
+    alone, _ = _toy_agent(prior, search="none")  # the proposal alone (evaluate --policy proposal)
+    for actor in (agent, alone):
         actor.reset()
         expected = actor.act(obs, {"pixels": image})
         for goal in (image, {"pixels": image, "state": np.full(7, np.nan)}, StateTrap(pixels=image, state=image_state)):
@@ -290,6 +290,6 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     assert cli_exit_code(["train-proposal", "--features", str(tmp_path / "none"), "--out", str(tmp_path / "p.pt")]) == 2
     assert cli_exit_code(["train-proposal", "--features", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert cli_exit_code(["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--policy", "proposal",
-                          "--out", str(tmp_path / "e")]) == 2
+                          "--proposal", "none", "--out", str(tmp_path / "e")]) == 2
     assert cli_exit_code(["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--policy", "random",
                           "--proposal", str(tmp_path / "p.pt"), "--out", str(tmp_path / "e")]) == 2

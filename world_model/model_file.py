@@ -4,7 +4,9 @@ What ``simjepa train`` writes as ``final.pt``, what ``--model`` / :func:`load_wo
 what the shipped default model is.
 
 The planner needs exactly ``encoder``, ``predictor``, ``image_size``, ``planner``, ``info`` and
-``encode(frames)``. Large encoders (the official ViT-g is 1B parameters) are stored by reference
+``encode(frames)``. A file may also embed a learned proposal (``simjepa train-proposal``) trained on
+the same encoder's features, so one file is the whole model a task's planner settings refer to
+(the shipped default model v3 does). Large encoders (the official ViT-g is 1B parameters) are stored by reference
 (name or path + weights hash, checked on load, so a different encoder behind the same name is
 refused); small ones (< 50M parameters) are embedded so the file alone is enough to plan.
 """
@@ -33,7 +35,7 @@ class WorldModel:
     file was loaded without it); ``grid`` is the token grid (h, w) of one frame at ``image_size``,
     after averaging ``token_pool x token_pool`` patch tokens (1: the patch grid itself). ``cameras``: the
     env views it plans with (``obs["pixels"]`` for the first, ``obs["pixels_<name>"]`` for the others);
-    the planning energy is the mean over views."""
+    the planning energy is the mean over views. ``proposal``: the embedded proposal network, if any."""
 
     encoder: Any
     predictor: ACPredictor
@@ -43,6 +45,7 @@ class WorldModel:
     info: dict = field(default_factory=dict)
     token_pool: int = 1
     cameras: tuple[str, ...] = ("front",)
+    proposal: Any = None  # an embedded world_model.proposal.ProposalNet, or None
 
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 frames ``[B, H, W, 3]`` -> raw encoder features ``[B, N, D]`` float32 (not layer-normed)."""
@@ -188,17 +191,43 @@ def load_world_model(path_or_name: str | Path = "default", with_encoder: bool = 
     if encoder is not None and tuple(encoder.grid) != grid:
         warnings.warn(f"{what}: encoder grid {encoder.grid} differs from the stored grid {grid}")
     cameras = tuple(str(c) for c in obj.get("cameras") or ("front",))  # older files: the front view only
+    proposal = None
+    if obj.get("proposal") is not None:
+        from .proposal import proposal_from_dict
+
+        proposal = proposal_from_dict(obj["proposal"], f"proposal embedded in {what}")
     return WorldModel(encoder, predictor, image_size, grid, dict(obj.get("planner") or {}), dict(obj.get("info") or {}),
-                      token_pool, cameras)
+                      token_pool, cameras, proposal)
+
+
+def embedded_weight_hashes(path_or_name: str | Path) -> dict[str, str]:
+    """Weights hashes of what a world-model file holds (``encoder``, ``predictor``, ``proposal`` when
+    embedded): what ``make default-model`` compares to tell a rebuild from the shipped model."""
+    obj = read_model(_resolve(path_or_name), "world_model")
+    hashes = {"encoder": str((obj.get("encoder") or {}).get("weights_hash")), "predictor": weights_hash(obj["state_dict"])}
+    if obj.get("proposal") is not None:
+        hashes["proposal"] = weights_hash(obj["proposal"]["state_dict"])
+    return hashes
 
 
 def with_planner_defaults(
-    source: str | Path, out: str | Path, planner: Mapping[str, Any], recipe: Mapping[str, Any] | None = None
+    source: str | Path, out: str | Path, planner: Mapping[str, Any], recipe: Mapping[str, Any] | None = None,
+    proposal: str | Path | None = None,
 ) -> None:
     """Copy a world-model file (or run dir) to ``out`` with tuned planner defaults and the recipe that
     built it recorded inside, so ``--model out`` plans with those settings and says how it was made.
+    ``proposal``: a proposal file to embed, refused unless it was trained on this model's encoder.
     This is how the shipped default model is written (``make default-model``)."""
     obj = read_model(_resolve(source), "world_model")
+    if proposal is not None:
+        from .proposal import PROPOSAL_KIND
+
+        prop = read_model(proposal, PROPOSAL_KIND)
+        want, got = (obj.get("encoder") or {}).get("weights_hash"), (prop.get("encoder") or {}).get("weights_hash")
+        if want != got:
+            raise CheckpointError(f"proposal {proposal} was trained on features of encoder [{got}], the world model "
+                                  f"{source} on [{want}]; train the proposal on caches encoded with the model's encoder")
+        obj["proposal"] = prop
     obj["planner"] = {**dict(obj.get("planner") or {}), **dict(planner)}
     if recipe is not None:
         obj["info"] = {**dict(obj.get("info") or {}), "recipe": dict(recipe)}

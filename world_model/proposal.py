@@ -182,14 +182,18 @@ class ProposalNet(nn.Module):
 # --- loading ----------------------------------------------------------------------------------------
 def load_proposal(path: str | Path) -> ProposalNet:
     """A proposal file written by :func:`train_proposal`; ``.encoder`` holds the encoder identity it needs."""
-    obj = read_model(path, PROPOSAL_KIND)
+    return proposal_from_dict(read_model(path, PROPOSAL_KIND), f"proposal {path}")
+
+
+def proposal_from_dict(obj: Mapping[str, Any], what: str) -> ProposalNet:
+    """The network of a proposal file's dict (a file of its own, or one embedded in a world-model file)."""
     try:
         net = ProposalNet(ProposalNetConfig.from_dict(obj["config"]))
     except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: proposal config unreadable ({exc}); re-train it with `simjepa train-proposal`") from None
+        raise CheckpointError(f"{what}: proposal config unreadable ({exc}); re-train it with `simjepa train-proposal`") from None
     from .checkpoints import load_weights
 
-    load_weights(net, obj["state_dict"], f"proposal {path}")
+    load_weights(net, obj["state_dict"], what)
     net.encoder = dict(obj.get("encoder") or {})  # type: ignore[attr-defined]
     net.info = dict(obj.get("info") or {})  # type: ignore[attr-defined]
     return net.eval()
