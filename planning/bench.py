@@ -29,6 +29,9 @@ from .provenance import command_line, git_commit, model_identity
 SWEEP_SAMPLES = (25, 50, 100, 200, 400)
 SWEEP_ITERATIONS = (3, 5, 10)
 SWEEP_MAX_COST = 4000  # samples x iterations x horizon
+TASKS = ("simjepa/Reach-v0", "simjepa/Push-v0", "simjepa/PickPlace-v0")
+TASK_SEED = 500  # a tuning seed: timings never touch the evaluation seeds
+TASK_STEPS = 20
 STANDIN = dict(image_size=64, patch_size=8, encoder="vit_tiny", encoder_depth=6, predictor="small")
 
 
@@ -176,8 +179,65 @@ class Scene:
 
 
 def make_agent(wm, scene: Scene, *layers: dict[str, Any] | None) -> Agent:
+    """The agent ``Agent.from_pretrained(model, env_id=...)`` builds: the model's settings for the env, and
+    its embedded proposal (if any) seeding the search, as the shipped planning path uses it."""
+    from .proposal import ProposalPrior
+
     cfg = PlannerConfig.from_flat(tuned_planner_defaults(wm.planner, scene.env_id), *layers)
-    return Agent(wm, cfg, action_scale=scene.action_scale)
+    prior = ProposalPrior(wm.proposal, "embedded") if getattr(wm, "proposal", None) is not None else None
+    if prior is None and cfg.search == "none":  # a stand-in without a proposal: time its search instead
+        cfg = replace(cfg, search="cem")
+    return Agent(wm, cfg, action_scale=scene.action_scale, proposal=prior)
+
+
+def act_seconds_per_task(wm, env_ids: Iterable[str], steps: int, seed: int = TASK_SEED) -> dict[str, Any]:
+    """Median wall time of the whole ``agent.act`` (encode the frame + plan) over the first ``steps`` steps of
+    one closed-loop episode per task, at the model's settings for that task; and, on the same search, the
+    official-style reference planner (fp32, no KV cache) on the same episode. A task whose setting is
+    ``search="none"`` (the proposal alone) has no search for the reference to run: its reference is None."""
+    import envs
+
+    rows: dict[str, Any] = {}
+    for env_id in env_ids:
+        env = envs.make_env(env_id, render_size=wm.image_size, cameras=wm.cameras)
+        scene_scale = getattr(env.unwrapped, "action_scale", None)
+        row: dict[str, Any] = {}
+        for name, extra in (("shipped", None), ("reference", {"reference": True})):
+            agent = make_agent(wm, _EnvScene(env_id, scene_scale), extra)
+            if name == "reference" and agent.config.search == "none":
+                row.update(seconds_per_action_reference=None, speedup_vs_reference=None)
+                continue
+            obs, info = env.reset(seed=seed)
+            goal = {"pixels": info["goal"]["pixels"]}  # the image-goal protocol: the goal image only
+            agent.act(obs, goal)  # warm-up: kernels and buffers for these shapes (and compiles, if any)
+            agent.reset()
+            times = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                action = agent.act(obs, goal)
+                times.append(time.perf_counter() - t0)
+                obs, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+            row[f"seconds_per_action_{name}"] = statistics.median(times)
+            if name == "shipped":
+                flat = agent.config.to_flat()
+                row["settings"] = {k: flat[k] for k in ("search", "samples", "iterations", "topk", "horizon")}
+                row["proposal"] = agent.proposal is not None
+                row["steps_timed"] = len(times)
+        if row.get("seconds_per_action_reference") is not None:
+            row["speedup_vs_reference"] = row["seconds_per_action_reference"] / row["seconds_per_action_shipped"]
+        rows[env_id] = row
+        env.close()
+    return rows
+
+
+@dataclass
+class _EnvScene:
+    """What :func:`make_agent` reads of a scene."""
+
+    env_id: str
+    action_scale: Any
 
 
 def seconds_per_action(wm, scene: Scene, settings: dict[str, Any] | None, reps: int,
@@ -357,7 +417,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Measure everything; returns the JSON-ready dict (see README "Performance" for the keys)."""
     q = cfg.quick
     grid = cfg.sweep_grid() if cfg.sweep or q else []
-    bar = _bar(8 + len(grid) + int(cfg.eager), cfg.progress)
+    bar = _bar(9 + len(grid) + int(cfg.eager), cfg.progress)
 
     def tick(what: str) -> None:
         if bar is not None:
@@ -404,6 +464,16 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                                                      "median_per_iteration_ratio": pair["median_iteration_speedup"]}
     out["plans_match_reference"] = pair["plans_match_reference"]
     tick("default vs reference planner")
+
+    task_steps = 2 if q else TASK_STEPS
+    out["per_task"] = act_seconds_per_task(wm, TASKS[:1] if q else TASKS, task_steps)
+    out["per_task_settings"] = {"timed": "median of agent.act (encode + plan) over the first steps of one "
+                                         "closed-loop episode per task, after a warm-up act; each task at the "
+                                         "model's settings for it, the embedded proposal seeding the search",
+                                "seed": TASK_SEED, "steps": task_steps,
+                                "reference": "the official-style planner (fp32, no KV cache) on the same search "
+                                             "and episode; none when the task's setting runs no search"}
+    tick("per-task act timing")
 
     flops = flops_per_action(wm, scene, settings)
     achieved = flops / sec_fast
@@ -504,6 +574,11 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
              f"small {res['seconds_per_action_small']:.3f}, base {res['seconds_per_action_base']:.3f}",
              f"planner peak fraction {res['planner_peak_fraction']:.3f}; encoder {res['encoder_frames_per_s']:.1f} frames/s; "
              f"env {res['env_steps_per_s']:.1f} steps/s; train {res['train_samples_per_s']:.1f} samples/s"]
+    for env_id, row in (res.get("per_task") or {}).items():
+        ref = row.get("seconds_per_action_reference")
+        lines.append(f"{env_id}: {row['seconds_per_action_shipped']:.3f} s/action (median agent.act, "
+                     f"search {row['settings']['search']})"
+                     + ("" if ref is None else f", reference {ref:.3f} ({row['speedup_vs_reference']:.1f}x)"))
     if res.get("settings_within_1s"):
         best = res["settings_within_1s"][0]
         lines.append(f"largest sweep setting within 1 s/action: {best}")

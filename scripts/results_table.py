@@ -55,10 +55,11 @@ EVAL_SEEDS = (1000, 1049)
 # found wins. ``<Task>-planner-image-goal.json`` is where `simjepa evaluate` results under the
 # image-goal default are to be stored; the other names are the measurements that exist today.
 HEADLINE_SLOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    # one learned proposal for all three tasks (each task's row: the method chosen on tuning seeds)
-    ("Reach", IMAGE_GOAL, ("Reach-planner-image-goal-proposal-all3-attentive-s24i2",)),
-    ("Push", IMAGE_GOAL, ("Push-proposal-alone-all3-attentive",)),
-    ("PickPlace", IMAGE_GOAL, ("PickPlace-proposal-alone-all3-attentive",)),
+    # the shipped default model v3 at its settings per task (`evaluate --model default`), else the earlier
+    # model with one learned proposal for all three tasks (each task's method chosen on tuning seeds)
+    ("Reach", IMAGE_GOAL, ("Reach-default-v3", "Reach-planner-image-goal-proposal-all3-attentive-s24i2")),
+    ("Push", IMAGE_GOAL, ("Push-default-v3", "Push-proposal-alone-all3-attentive")),
+    ("PickPlace", IMAGE_GOAL, ("PickPlace-default-v3", "PickPlace-proposal-alone-all3-attentive")),
     ("Reach", IMAGE_GOAL, ("Reach-planner-image-goal", "Reach-planner-v2-default")),
     ("Push", IMAGE_GOAL, ("Push-planner-image-goal",)),
     ("PickPlace", IMAGE_GOAL, ("PickPlace-planner-image-goal",)),
@@ -108,12 +109,13 @@ class EvalRow:
     model: str
     complete: bool = True  # False: a run stopped before all its seeds (recorded by newer files)
     proposal: bool = False  # a learned proposal acted alone or seeded the search
+    search: str = "cem"  # the planner's setting: "none" ran the proposal's plan with no world-model search
 
     def method_text(self) -> str:
         """What chose the actions: the headline mixes planner rows with the proposal acting alone."""
-        if self.policy == "planner":
+        if self.policy == "planner" and self.search != "none":
             return "CEM + world model" + (" + learned proposal" if self.proposal else "")
-        if self.policy == "proposal":
+        if self.policy in ("planner", "proposal"):
             return "learned proposal alone (no world model)"
         return self.policy
 
@@ -297,6 +299,7 @@ def _eval_row(rel: str, data: dict[str, Any]) -> EvalRow:
         model=_model_text(data.get("model")),
         complete=data.get("complete") is not False,
         proposal=bool(data.get("proposal")),
+        search=str((data.get("planner") or {}).get("search") or "cem"),
     )
 
 

@@ -31,6 +31,10 @@ def test_bench_quick_writes_all_keys_and_plot(tmp_path, capsys):
     assert res["model"]["standin"] or res["model"]["source"]
     assert res["plans_match_reference"]["max_abs_energy_diff"] < 1e-2
     assert res["sweep"] and all(r["seconds_per_action"] > 0 for r in res["sweep"])
+    reach = res["per_task"]["simjepa/Reach-v0"]  # the whole agent.act at the model's settings for the task
+    assert reach["seconds_per_action_shipped"] > 0 and reach["steps_timed"] == res["per_task_settings"]["steps"]
+    if reach["settings"]["search"] == "cem":  # the official-style planner timed on the same search
+        assert reach["seconds_per_action_reference"] > 0 and reach["speedup_vs_reference"] > 0
     assert (tmp_path / res["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speedup" in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind

@@ -201,3 +201,17 @@ def test_a_merged_run_names_its_continuations(results_dir: Path) -> None:
     row = next(r for r in rt.load_results(results_dir).evals if r.stem == "Push-planner-image-goal")
     assert row.command.startswith(data["command"]) and "continued from seed 1020" in row.command
     assert row.episodes == 50 and row.complete
+
+
+def test_a_planner_row_that_ran_no_search_reads_as_the_proposal_alone(results_dir: Path) -> None:
+    """The default model runs Push with search "none": its `evaluate --policy planner` row is the proposal alone."""
+    path = results_dir / "eval" / "Push-planner-image-goal.json"
+    data = json.loads(path.read_text())
+    rows = {r.stem: r for r in rt.load_results(results_dir).evals}
+    assert rows["Push-planner-image-goal"].method_text() == "CEM + world model"
+    path.write_text(json.dumps({**data, "proposal": {"path": "embedded in default"}, "planner": {"search": "cem"}}))
+    rows = {r.stem: r for r in rt.load_results(results_dir).evals}
+    assert rows["Push-planner-image-goal"].method_text() == "CEM + world model + learned proposal"
+    path.write_text(json.dumps({**data, "proposal": {"path": "embedded in default"}, "planner": {"search": "none"}}))
+    rows = {r.stem: r for r in rt.load_results(results_dir).evals}
+    assert rows["Push-planner-image-goal"].method_text() == "learned proposal alone (no world model)"
