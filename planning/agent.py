@@ -277,6 +277,7 @@ class Agent:
         self._actions: list[np.ndarray] = []
         self._queue: list[np.ndarray] = []
         self._prev_plan: torch.Tensor | None = None
+        self._recent_plans: list[torch.Tensor] = []  # the proposal's last plans, newest first (ensemble_plans)
         self.generator = torch.Generator().manual_seed(int(self.config.cem.seed))
         self.last_energy: float | None = None
         self.last_plan: PlanResult | None = None
@@ -288,6 +289,7 @@ class Agent:
         """Drop the queued actions and warm start (the goal changed, e.g. the next sub-goal)."""
         self._queue = []
         self._prev_plan = None
+        self._recent_plans = []
 
     # -- features ----------------------------------------------------------------------------------
     def encode(self, pixels: np.ndarray) -> torch.Tensor:
@@ -368,7 +370,12 @@ class Agent:
             anchor = self.proposal(feats[0, -1], self._states[-1], goals[0], self.config.cem.horizon, self._prev_state)
             init = anchor
         if self.config.search == "none":  # the proposal's plan as it is: no world-model call
-            result = PlanResult(anchor.numpy().astype(np.float32), float("nan"), [], 0, None)
+            plan = anchor
+            if self.config.ensemble_plans > 1:  # plan j (made j steps ago) gives its j-th action for this step
+                self._recent_plans = ([anchor] + self._recent_plans)[: self.config.ensemble_plans]
+                now = torch.stack([p[j] for j, p in enumerate(self._recent_plans)]).mean(0)
+                plan = torch.cat([now[None], anchor[1:]])
+            result = PlanResult(plan.numpy().astype(np.float32), float("nan"), [], 0, None)
         else:
             if self.high_level is not None:  # two-level planning: steer to the macro model's next latent sub-goal
                 high = self.high_level.subgoals(contexts, goals, self.action_dim, self.generator)

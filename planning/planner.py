@@ -36,6 +36,9 @@ class PlannerConfig:
     ``search``: ``"cem"`` searches with the world model; ``"none"`` executes the learned proposal's plan
     with no search at all (the world model is not called; needs a proposal). A task whose search only
     overrides its proposal can record ``"none"`` as its setting, like any other search size.
+    ``ensemble_plans``: with ``search="none"`` and one action executed per plan, the action executed is the
+    mean of what the last ``ensemble_plans`` proposals planned for this step (temporal ensembling of
+    action chunks, as in ACT): the plan made ``j`` steps ago contributes its ``j``-th action. 1: off.
     """
 
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -47,6 +50,7 @@ class PlannerConfig:
     reference: bool = False
     compile: bool = True
     search: str = "cem"
+    ensemble_plans: int = 1
 
     def validate(self) -> None:
         self.cem.validate()
@@ -58,6 +62,10 @@ class PlannerConfig:
             raise PlannerConfigError(f"state_weight={self.energy.state_weight} must be >= 0")
         if self.context_frames < 1:
             raise PlannerConfigError(f"context_frames={self.context_frames} must be >= 1")
+        if self.ensemble_plans != 1 and not (self.search == "none" and self.execute_steps == 1
+                                             and 1 <= self.ensemble_plans <= self.cem.horizon):
+            raise PlannerConfigError(f"ensemble_plans={self.ensemble_plans} averages the proposal's plans: it needs "
+                                     f"search='none', execute_steps=1 and at most the horizon ({self.cem.horizon})")
         if not 1 <= self.execute_steps <= self.cem.horizon:
             raise PlannerConfigError(
                 f"execute_steps={self.execute_steps} must be between 1 and the horizon ({self.cem.horizon})"

@@ -49,23 +49,51 @@ def _setting(config, name: str):
 
 def test_agent_plans_each_task_with_the_shipped_per_task_defaults():
     """``env_id`` applies the model's per-task overrides over its general defaults (README figures were
-    measured so): Reach the bigger search; Push and PickPlace the general one, with no per-task rule."""
+    measured so): default model v3 seeds Reach's small search with its embedded proposal and runs Push and
+    PickPlace with the proposal alone (search "none"), with no per-task rule on an action dim."""
     from planning import Agent
 
     planner = load_world_model("default").planner
     general = {k: v for k, v in planner.items() if k != "per_env"}
-    configs = {env_id: Agent.from_pretrained("default", env_id=env_id).config
-               for env_id in ("simjepa/Reach-v0", "simjepa/Push-v0", "simjepa/PickPlace-v0")}
-    for env_id, config in configs.items():
+    agents = {env_id: Agent.from_pretrained("default", env_id=env_id)
+              for env_id in ("simjepa/Reach-v0", "simjepa/Push-v0", "simjepa/PickPlace-v0")}
+    for env_id, agent in agents.items():
         for name, value in {**general, **planner["per_env"].get(env_id, {})}.items():
-            assert _setting(config, name) == value, (env_id, name)
-    on_reach, on_push = configs["simjepa/Reach-v0"].cem, configs["simjepa/Push-v0"].cem
-    assert on_reach.samples * on_reach.iterations > general["samples"] * general["iterations"]
-    assert (on_push.samples, on_push.iterations) == (general["samples"], general["iterations"])
-    # Image-goal protocol: per task only a search size, never a rule that sets an action dim (a gripper
-    # hold, a yaw) or reads the goal's state.
-    search_size = {"samples", "iterations", "topk", "horizon", "execute_steps"}
-    assert all(set(per_task) <= search_size for per_task in planner["per_env"].values())
-    assert set(general) <= search_size
-    for config in configs.values():
-        assert config.cem.gripper_init_std > 0 and config.cem.gripper_init_mean == 0.0  # the gripper is searched like the arm
+            assert _setting(agent.config, name) == value, (env_id, name)
+        assert agent.proposal is not None and agent.proposal.identity()["path"] == "embedded in default"
+    assert agents["simjepa/Reach-v0"].config.search == "cem"
+    assert agents["simjepa/Push-v0"].config.search == agents["simjepa/PickPlace-v0"].config.search == "none"
+    # Image-goal protocol: per task only a search (its size, or none), never a rule that sets an action dim
+    # (a gripper hold, a yaw) or reads the goal's state.
+    search = {"samples", "iterations", "topk", "horizon", "execute_steps", "search"}
+    assert all(set(per_task) <= search for per_task in planner["per_env"].values())
+    assert set(general) <= search
+    for agent in agents.values():
+        cem = agent.config.cem
+        assert cem.gripper_init_std > 0 and cem.gripper_init_mean == 0.0  # the gripper is searched like the arm
+
+
+def _ship(*args: str):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "scripts/ship_default_model.py", *args], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_rebuild_check_compares_every_shipped_weight(tmp_path):
+    """`make default-model` ends with this check: the shipped files match themselves; another encoder does not."""
+    from world_model.encoder_loading import DEFAULT_ENCODER_PATH
+    from world_model.model_file import embedded_weight_hashes
+
+    assert set(embedded_weight_hashes("default")) == {"encoder", "predictor", "proposal"}
+    same = _ship("--run", str(DEFAULT_MODEL), "--encoder", str(DEFAULT_ENCODER_PATH), "--check")
+    assert same.returncode == 0 and "bit-identical" in same.stdout, same.stdout + same.stderr
+    other = tmp_path / "enc.pt"
+    from world_model.encoder_loading import save_encoder
+
+    save_encoder(other, build_encoder("vit_tiny", depth=1, image_size=64))
+    differ = _ship("--run", str(DEFAULT_MODEL), "--encoder", str(other), "--check")
+    assert differ.returncode == 1 and "differs from the shipped default model in: encoder" in differ.stdout

@@ -93,3 +93,36 @@ def test_a_proposal_from_another_encoder_is_not_embedded(tmp_path):
     with pytest.raises(CheckpointError, match="train the proposal on caches encoded with the model's encoder"):
         with_planner_defaults(run, tmp_path / "m.pt", {}, proposal=prop)
     assert not (tmp_path / "m.pt").exists()
+
+
+class CountingProposal:
+    """Plans ``c / 10`` for every step and dim at its c-th call: each call says something new for each step."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, feats, state, goal_feats, horizon, prev_state=None):
+        self.calls += 1
+        return torch.full((horizon, 7), (self.calls - 1) / 10)
+
+
+def test_ensemble_plans_averages_what_recent_plans_said_for_this_step():
+    from planning.toy import ToyWorldModel, toy_advance_state
+
+    world = ToyWorldModel()
+    cfg = PlannerConfig.from_flat(world.planner, {"search": "none", "horizon": 3, "ensemble_plans": 3})
+    agent = Agent(world, cfg, advance_state=toy_advance_state, proposal=CountingProposal())
+    obs = {"pixels": world.render(np.zeros(7)), "state": np.zeros(7, np.float32)}
+    goal = world.render(np.zeros(7))
+    got = [agent.act(obs, goal)[0] for _ in range(4)]
+    # at step t the plan made j steps ago (call t - j) says (t - j) / 10; the last 3 plans are averaged
+    np.testing.assert_allclose(got, [0.0, 0.05, 0.1, 0.2], atol=1e-6)
+    agent.reset()
+    assert agent.act(obs, goal)[0] == pytest.approx(0.4)  # reset forgets the old plans: the new call's own action
+    single = Agent(world, PlannerConfig.from_flat(world.planner, {"search": "none", "horizon": 3}),
+                   advance_state=toy_advance_state, proposal=CountingProposal())
+    np.testing.assert_allclose([single.act(obs, goal)[0] for _ in range(4)], [0.0, 0.1, 0.2, 0.3], atol=1e-6)
+    with pytest.raises(PlannerConfigError, match="ensemble_plans=3 averages the proposal's plans"):
+        PlannerConfig.from_flat({"search": "cem", "horizon": 3, "ensemble_plans": 3})
+    with pytest.raises(PlannerConfigError, match="ensemble_plans"):
+        PlannerConfig.from_flat({"search": "none", "horizon": 2, "ensemble_plans": 3})
