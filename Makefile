@@ -4,6 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo's Push seed: one the shipped model solves (it solves 13 of the 50 evaluation seeds and 3 of seeds
+# 0-9: 3, 6, 8); `make demo DEMO_SEED=0` shows one it does not.
+DEMO_SEED ?= 3
 
 .PHONY: demo test bench default-model clean-venv
 
@@ -15,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/plan-episode --env simjepa/Reach-v0 --seed 0 --model default --out runs/demo
+	$(BIN)/plan-episode --env simjepa/Push-v0 --seed $(DEMO_SEED) --model default --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests

@@ -38,7 +38,8 @@ class PlannerConfig:
     overrides its proposal can record ``"none"`` as its setting, like any other search size.
     ``ensemble_plans``: with ``search="none"`` and one action executed per plan, the action executed is the
     mean of what the last ``ensemble_plans`` proposals planned for this step (temporal ensembling of
-    action chunks, as in ACT): the plan made ``j`` steps ago contributes its ``j``-th action. 1: off.
+    action chunks, as in ACT): the plan made ``j`` steps ago contributes its ``j``-th action. 1: off. A
+    search (``"cem"``) does not use it, so ``search="cem"`` works on a task whose recorded setting has it.
     """
 
     cem: CEMConfig = field(default_factory=CEMConfig)
@@ -62,10 +63,10 @@ class PlannerConfig:
             raise PlannerConfigError(f"state_weight={self.energy.state_weight} must be >= 0")
         if self.context_frames < 1:
             raise PlannerConfigError(f"context_frames={self.context_frames} must be >= 1")
-        if self.ensemble_plans != 1 and not (self.search == "none" and self.execute_steps == 1
-                                             and 1 <= self.ensemble_plans <= self.cem.horizon):
+        if self.ensemble_plans < 1 or (self.search == "none" and self.ensemble_plans > 1 and not (
+                self.execute_steps == 1 and self.ensemble_plans <= self.cem.horizon)):
             raise PlannerConfigError(f"ensemble_plans={self.ensemble_plans} averages the proposal's plans: it needs "
-                                     f"search='none', execute_steps=1 and at most the horizon ({self.cem.horizon})")
+                                     f"execute_steps=1 and at most the horizon ({self.cem.horizon}) plans")
         if not 1 <= self.execute_steps <= self.cem.horizon:
             raise PlannerConfigError(
                 f"execute_steps={self.execute_steps} must be between 1 and the horizon ({self.cem.horizon})"

@@ -65,7 +65,7 @@ def test_agent_plans_each_task_with_the_shipped_per_task_defaults():
     assert agents["simjepa/Push-v0"].config.search == agents["simjepa/PickPlace-v0"].config.search == "none"
     # Image-goal protocol: per task only a search (its size, or none), never a rule that sets an action dim
     # (a gripper hold, a yaw) or reads the goal's state.
-    search = {"samples", "iterations", "topk", "horizon", "execute_steps", "search"}
+    search = {"samples", "iterations", "topk", "horizon", "execute_steps", "search", "ensemble_plans"}
     assert all(set(per_task) <= search for per_task in planner["per_env"].values())
     assert set(general) <= search
     for agent in agents.values():

@@ -123,6 +123,8 @@ def test_ensemble_plans_averages_what_recent_plans_said_for_this_step():
                    advance_state=toy_advance_state, proposal=CountingProposal())
     np.testing.assert_allclose([single.act(obs, goal)[0] for _ in range(4)], [0.0, 0.1, 0.2, 0.3], atol=1e-6)
     with pytest.raises(PlannerConfigError, match="ensemble_plans=3 averages the proposal's plans"):
-        PlannerConfig.from_flat({"search": "cem", "horizon": 3, "ensemble_plans": 3})
-    with pytest.raises(PlannerConfigError, match="ensemble_plans"):
         PlannerConfig.from_flat({"search": "none", "horizon": 2, "ensemble_plans": 3})
+    with pytest.raises(PlannerConfigError, match="ensemble_plans"):
+        PlannerConfig.from_flat({"search": "none", "horizon": 4, "execute_steps": 2, "ensemble_plans": 3})
+    # a search does not use it: asking for one on a task whose setting has it just works (--search cem)
+    assert PlannerConfig.from_flat({"search": "cem", "horizon": 2, "ensemble_plans": 4}).search == "cem"
