@@ -46,6 +46,8 @@ GOAL_STATE = "goal-state (privileged)"
 BASELINE = "baseline"
 
 TASKS = ("Reach", "Push", "PickPlace")
+# Names of the shipped default models, by the predictor weights hash their result files record.
+MODEL_NAMES = {"c6cdd677e223c833": "default v3", "01ab58b624395723": "default v2"}
 # Tasks whose legacy "subgoals" setting meant expert-demo sub-goals. PickPlace planned through them
 # from the first default model on; Push only once rows recorded a per-episode ``subgoal_steps``.
 LEGACY_ALWAYS_PHASED = ("PickPlace",)
@@ -60,9 +62,10 @@ HEADLINE_SLOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Reach", IMAGE_GOAL, ("Reach-default-v3", "Reach-planner-image-goal-proposal-all3-attentive-s24i2")),
     ("Push", IMAGE_GOAL, ("Push-default-v3", "Push-proposal-alone-all3-attentive")),
     ("PickPlace", IMAGE_GOAL, ("PickPlace-default-v3", "PickPlace-proposal-alone-all3-attentive")),
-    ("Reach", IMAGE_GOAL, ("Reach-planner-image-goal", "Reach-planner-v2-default")),
-    ("Push", IMAGE_GOAL, ("Push-planner-image-goal",)),
-    ("PickPlace", IMAGE_GOAL, ("PickPlace-planner-image-goal",)),
+    # flat CEM (no proposal) with the same model, else with the previous one
+    ("Reach", IMAGE_GOAL, ("Reach-v3-flat-cem100x3", "Reach-planner-image-goal", "Reach-planner-v2-default")),
+    ("Push", IMAGE_GOAL, ("Push-v3-flat-cem100x3", "Push-planner-image-goal")),
+    ("PickPlace", IMAGE_GOAL, ("PickPlace-v3-flat-cem100x3", "PickPlace-planner-image-goal")),
     ("Push", EXPERT_REPLAY, ("Push-planner-expert-replay", "Push-planner-v2-subgoals-yaw-grip05")),
     ("PickPlace", EXPERT_REPLAY, ("PickPlace-planner-expert-replay", "PickPlace-planner-v2-subgoals")),
 )
@@ -110,6 +113,11 @@ class EvalRow:
     complete: bool = True  # False: a run stopped before all its seeds (recorded by newer files)
     proposal: bool = False  # a learned proposal acted alone or seeded the search
     search: str = "cem"  # the planner's setting: "none" ran the proposal's plan with no world-model search
+    predictor_hash: str = ""  # of the world model, when the file records it
+
+    def model_text(self) -> str:
+        """The model by name where its predictor hash is a shipped default model's, else as recorded."""
+        return MODEL_NAMES.get(self.predictor_hash) or self.model
 
     def method_text(self) -> str:
         """What chose the actions: the headline mixes planner rows with the proposal acting alone."""
@@ -300,6 +308,7 @@ def _eval_row(rel: str, data: dict[str, Any]) -> EvalRow:
         complete=data.get("complete") is not False,
         proposal=bool(data.get("proposal")),
         search=str((data.get("planner") or {}).get("search") or "cem"),
+        predictor_hash=str((data.get("model") or {}).get("predictor_hash") or "") if isinstance(data.get("model"), dict) else "",
     )
 
 
@@ -385,20 +394,20 @@ def _baseline_text(results: Results, task: str) -> str:
 
 def render_headline(results: Results) -> str:
     lines = [
-        "| task | protocol | method | success | mean final distance | baselines: random, expert policy | result file |",
-        "|---|---|---|---:|---:|---|---|",
+        "| task | protocol | model | method | success | mean final distance | baselines: random, expert policy | result file |",
+        "|---|---|---|---|---:|---:|---|---|",
     ]
     for h in headline_rows(results):
         if h.row is None:
             label = h.slot
-            lines.append(f"| {h.task} | {label} | - | not yet measured | - | {_baseline_text(results, h.task)} | - |")
+            lines.append(f"| {h.task} | {label} | - | - | not yet measured | - | {_baseline_text(results, h.task)} | - |")
             continue
         r = h.row
         label = r.protocol.text()
         if r.protocol.rank == 0:
             label = f"**{label}**"
         lines.append(
-            f"| {r.task} | {label} | {r.method_text()} | {r.success_text()} | {r.distance_text()} | "
+            f"| {r.task} | {label} | {_cell(r.model_text())} | {r.method_text()} | {r.success_text()} | {r.distance_text()} | "
             f"{_baseline_text(results, r.task)} | [`{r.stem}`](benchmarks/results/{r.file}) |"
         )
     lines.append("")

@@ -115,7 +115,7 @@ def test_headline_puts_image_goal_first_and_labels_privileged(results_dir: Path)
 
     table = rt.render_headline(results).splitlines()
     body = [line for line in table if line.startswith("| ") and not line.startswith("| task")]
-    assert body[0].startswith("| Reach | image-goal | - | not yet measured")  # no Reach file here
+    assert body[0].startswith("| Reach | image-goal | - | - | not yet measured")  # no Reach file here
     push_image = next(i for i, line in enumerate(body) if "Push-planner-image-goal" in line)
     push_replay = next(i for i, line in enumerate(body) if "Push-planner-v2-subgoals-yaw-grip05" in line)
     assert push_image < push_replay
@@ -123,6 +123,7 @@ def test_headline_puts_image_goal_first_and_labels_privileged(results_dir: Path)
     assert "expert-replay (privileged), inferred" in body[push_replay]
     assert "5/50 (10%)" in body[push_image] and "39/50 (78%)" in body[push_replay]
     assert "| CEM + world model |" in body[push_image]  # the method column: no proposal in this file
+    assert "| default |" in body[push_image]  # the model column: a hash of no shipped model, so the recorded path
 
 
 def test_privileged_file_never_fills_the_image_goal_slot(results_dir: Path) -> None:
@@ -215,3 +216,12 @@ def test_a_planner_row_that_ran_no_search_reads_as_the_proposal_alone(results_di
     path.write_text(json.dumps({**data, "proposal": {"path": "embedded in default"}, "planner": {"search": "none"}}))
     rows = {r.stem: r for r in rt.load_results(results_dir).evals}
     assert rows["Push-planner-image-goal"].method_text() == "learned proposal alone (no world model)"
+
+
+def test_the_model_column_names_shipped_models_by_their_predictor_hash(results_dir: Path) -> None:
+    path = results_dir / "eval" / "Push-planner-image-goal.json"
+    data = json.loads(path.read_text())
+    shipped = next(h for h, name in rt.MODEL_NAMES.items() if name == "default v3")
+    path.write_text(json.dumps({**data, "model": {**data["model"], "predictor_hash": shipped}}))
+    body = [line for line in rt.render_headline(rt.load_results(results_dir)).splitlines() if "Push-planner-image-goal" in line]
+    assert "| default v3 |" in body[0]
