@@ -45,7 +45,7 @@ def main() -> None:
     from envs import make_env
     from envs.experts import make_expert
     from planning.evaluate import make_policy
-    from envs.collect import _check_existing, record_episode
+    from envs.collect import check_existing_dataset, record_episode
     from simjepa_core.episodes import (FORMAT_VERSION, MANIFEST, complete_episode_indices, read_manifest, write_episode,
                                        write_manifest)
     from simjepa_core.errors import SimjepaError
@@ -60,7 +60,7 @@ def main() -> None:
                 "policy": "dagger", "seed_start": args.seed_start, "max_episode_steps": int(limit), "camera": "front",
                 "dagger": {"proposal": os.path.abspath(args.proposal), "beta": args.beta, "model": args.model}}
     try:  # resuming is only safe into a dataset of the same options (collect's rule, plus the DAgger ones)
-        _check_existing(args.out, manifest)
+        check_existing_dataset(args.out, manifest)
     except SimjepaError as exc:
         sys.exit(f"error: {exc}")
     if os.path.exists(os.path.join(args.out, MANIFEST)) and read_manifest(args.out).get("dagger") != manifest["dagger"]:

@@ -209,7 +209,9 @@ def _resolve(cfg: CollectConfig) -> dict:
         env.close()
 
 
-def _check_existing(out: str, manifest: dict) -> None:
+def check_existing_dataset(out: str, manifest: dict) -> None:
+    """Refuse to add episodes to ``out`` when it holds a dataset recorded with other options (or stray
+    episode files without a manifest): resuming must never mix two datasets in one directory."""
     path = os.path.join(out, MANIFEST)
     if not os.path.exists(path):
         stray = [n for n in os.listdir(out) if n.startswith("episode_")]
@@ -234,7 +236,7 @@ def collect(cfg: CollectConfig, progress: bool = True) -> dict:
 
     manifest = _resolve(cfg)
     os.makedirs(cfg.out, exist_ok=True)
-    _check_existing(cfg.out, manifest)
+    check_existing_dataset(cfg.out, manifest)
     done = set(complete_episode_indices(cfg.out))
     todo = [i for i in range(cfg.episodes) if i not in done]
     manifest["episodes"] = len(done)
