@@ -99,4 +99,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from simjepa_core.errors import SimjepaError
+
+    try:
+        main()
+    except SimjepaError as exc:  # a missing or mismatched file: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
