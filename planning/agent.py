@@ -227,13 +227,13 @@ class Agent:
         check_device(device, "planner", proposal, macro_model)
         wm = load_world_model(model, device=device)
         config = PlannerConfig.from_flat(tuned_planner_defaults(getattr(wm, "planner", None), env_id), planner_overrides)
-        from .proposal import ProposalPrior, load_prior
+        from .proposal import embedded_prior, load_prior
 
         prior = None
         if proposal is not None:
             prior = load_prior(proposal, wm)
-        elif use_embedded and getattr(wm, "proposal", None) is not None and device == "cpu":
-            prior = ProposalPrior(wm.proposal, f"embedded in {model}")  # the proposal runs on the CPU only
+        elif use_embedded and device == "cpu":  # the proposal runs on the CPU only
+            prior = embedded_prior(wm, str(model))
         high = None
         if macro_model is not None:
             from .hierarchy import load_high_level

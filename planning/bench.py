@@ -181,10 +181,10 @@ class Scene:
 def make_agent(wm, scene: Scene, *layers: dict[str, Any] | None) -> Agent:
     """The agent ``Agent.from_pretrained(model, env_id=...)`` builds: the model's settings for the env, and
     its embedded proposal (if any) seeding the search, as the shipped planning path uses it."""
-    from .proposal import ProposalPrior
+    from .proposal import embedded_prior
 
     cfg = PlannerConfig.from_flat(tuned_planner_defaults(wm.planner, scene.env_id), *layers)
-    prior = ProposalPrior(wm.proposal, "embedded") if getattr(wm, "proposal", None) is not None else None
+    prior = embedded_prior(wm, "the benchmarked model")
     if prior is None and cfg.search == "none":  # a stand-in without a proposal: time its search instead
         cfg = replace(cfg, search="cem")
     return Agent(wm, cfg, action_scale=scene.action_scale, proposal=prior)
@@ -199,11 +199,11 @@ def act_seconds_per_task(wm, env_ids: Iterable[str], steps: int, seed: int = TAS
 
     rows: dict[str, Any] = {}
     for env_id in env_ids:
+        scene = Scene(env_id, wm.image_size, seed, wm.cameras)  # the env's action scale, for the agent
         env = envs.make_env(env_id, render_size=wm.image_size, cameras=wm.cameras)
-        scene_scale = getattr(env.unwrapped, "action_scale", None)
         row: dict[str, Any] = {}
         for name, extra in (("shipped", None), ("reference", {"reference": True})):
-            agent = make_agent(wm, _EnvScene(env_id, scene_scale), extra)
+            agent = make_agent(wm, scene, extra)
             if name == "reference" and agent.config.search == "none":
                 row.update(seconds_per_action_reference=None, speedup_vs_reference=None)
                 continue
@@ -230,14 +230,6 @@ def act_seconds_per_task(wm, env_ids: Iterable[str], steps: int, seed: int = TAS
         rows[env_id] = row
         env.close()
     return rows
-
-
-@dataclass
-class _EnvScene:
-    """What :func:`make_agent` reads of a scene."""
-
-    env_id: str
-    action_scale: Any
 
 
 def seconds_per_action(wm, scene: Scene, settings: dict[str, Any] | None, reps: int,

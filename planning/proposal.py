@@ -57,6 +57,12 @@ class ProposalPrior:
         return {"path": self.path, "weights_hash": weights_hash(self.net.state_dict())}
 
 
+def embedded_prior(world_model: Any, where: str) -> ProposalPrior | None:
+    """The proposal embedded in ``world_model``'s file (``WorldModel.proposal``) as the agent's hook, or None."""
+    net = getattr(world_model, "proposal", None)
+    return None if net is None else ProposalPrior(net, f"embedded in {where}")
+
+
 def load_prior(path: str | Path, world_model: Any) -> ProposalPrior:
     """Load a proposal file for ``world_model``: refused when it was trained on another encoder's features."""
     from world_model.checkpoints import weights_hash
