@@ -492,6 +492,10 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--proprio-delta", is_flag=True,
               help="Also feed the proprio's change since the previous step (a velocity). For torque-controlled envs "
                    "whose state[:7] holds none, e.g. Pusher-v5's joint angles.")
+@click.option("--locate-object", type=_Real(0, 1000), default=0.0, show_default=True,
+              help="Weight of an auxiliary loss that teaches a head to locate the task's object (Push / PickPlace: the "
+                   "cube) in every frame; its estimates feed the MLP. The labels come from the training episodes' "
+                   "simulator state, as the actions do; acting reads only pixels and state[:7]. 0: off.")
 @click.option("--val-fraction", type=_Real(0, 1, max_open=True), default=0.1, show_default=True,
               help="Episodes held out for the validation L1.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, split and batches.")
@@ -499,7 +503,7 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, head, queries, hidden, depth,
-                       last_frame_prob, labels, proprio_delta, val_fraction, seed, ckpt_every, quiet) -> None:
+                       last_frame_prob, labels, proprio_delta, locate_object, val_fraction, seed, ckpt_every, quiet) -> None:
     """Train a goal-conditioned action proposal on frozen features (behaviour cloning, hindsight goals).
 
     A small MLP maps (current frame's pooled or attended features, the arm's proprio state[:7], a goal frame's
@@ -513,23 +517,28 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
       simjepa train-proposal --features feats/push --features feats/pickplace --out runs/proposal.pt
       simjepa train-proposal --features feats/push --out runs/p.pt --steps 500 --threads 1 --quiet
       simjepa train-proposal --features feats/push --out runs/p_att.pt --head attentive --queries 4
+      simjepa train-proposal --features feats/push --out runs/p_obj.pt --head attentive --locate-object 0.2
       simjepa evaluate --env simjepa/Push-v0 --episodes 10 --seed-start 500 --proposal runs/proposal.pt --out runs/e
     """
+    from envs import object_state
     from world_model.proposal import ProposalTrainConfig, open_caches, train_proposal
 
     cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, head=head, queries=queries, hidden=hidden, depth=depth, steps=steps,
                               batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, proprio_delta=proprio_delta, labels=labels,
-                              val_fraction=val_fraction,
+                              locate_object=locate_object, val_fraction=val_fraction,
                               seed=seed, ckpt_every=ckpt_every, progress=not quiet)
     cfg.check()
-    summary = train_proposal(cfg, open_caches(features))
+    caches = open_caches(features)
+    objects = [object_state(c.manifest.get("source", {}).get("env_id", "")) for c in caches]
+    summary = train_proposal(cfg, caches, objects)
     if "stopped_at" in summary:
         click.echo(f"stopped at step {summary['stopped_at']} of {steps}; re-run the same command to resume -> {out}")
         return
     val = "n/a" if summary.get("val_l1") is None else f"{summary['val_l1']:.4f}"
     expert = f", {summary['expert_labelled_episodes']} with expert labels" if labels == "expert" else ""
+    located = f", object located to {summary['val_object_m'] * 100:.1f} cm (val)" if "val_object_m" in summary else ""
     click.echo(f"trained {steps} steps ({summary['params'] / 1e6:.2f}M params, {summary['train_episodes']} episodes{expert}): "
-               f"train L1 {summary['train_l1']:.4f}, val L1 {val} -> {out}")
+               f"train L1 {summary['train_l1']:.4f}, val L1 {val}{located} -> {out}")
 
 
 # --- encoder pretraining and probing: simjepa pretrain-encoder, simjepa probe (world_model/pretrain.py, probe.py)

@@ -11,8 +11,8 @@ import os
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
-from envs.registration import ENV_IDS, UnknownEnvError, make_env, register_envs
+from envs.registration import ENV_IDS, UnknownEnvError, make_env, object_state, register_envs
 
 register_envs()
 
-__all__ = ["ENV_IDS", "UnknownEnvError", "make_env", "register_envs"]
+__all__ = ["ENV_IDS", "UnknownEnvError", "make_env", "object_state", "register_envs"]

@@ -180,6 +180,7 @@ class ArmEnv(gym.Env):
     # metres/step for x, y, z; rad/step for roll, pitch, yaw; 1.0 for the absolute gripper command.
     action_scale = np.array([0.03, 0.03, 0.03, 0.15, 0.15, 0.15, 1.0], dtype=np.float32)
     task_state_dim: int = 0
+    object_state: slice | None = None  # where ``state`` holds the task's object position (None: no object)
 
     def __init__(self, render_size: int = 256, render_mode: str | None = "rgb_array",
                  cameras: tuple[str, ...] | list[str] = ("front",)) -> None:

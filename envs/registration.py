@@ -26,6 +26,18 @@ def register_envs() -> None:
             gym.register(id=env_id, entry_point=entry, max_episode_steps=steps)
 
 
+def object_state(env_id: str) -> slice | None:
+    """Where the state of ``env_id``'s observations holds the task's object position (the cube's centre), or
+    ``None`` for an env without one (Reach, adapted Gymnasium envs). Training labels only (``train-proposal
+    --locate-object``): no planner reads it."""
+    if env_id not in _ENTRY_POINTS:
+        return None
+    import importlib
+
+    module, cls = _ENTRY_POINTS[env_id][0].split(":")
+    return getattr(importlib.import_module(module), cls).object_state
+
+
 def make_env(env_id: str, render_size: int = 256, max_episode_steps: int | None = None, **kw) -> gym.Env:
     """Our env for a simjepa id, else the adapted Gymnasium MuJoCo env; same observation dict either way.
 

@@ -156,6 +156,7 @@ class ReachEnv(ArmEnv):
 
 class _CubeTask(ArmEnv):
     task_state_dim = 9
+    object_state = slice(7, 10)  # the cube's centre
     target_z = scene.CUBE_HALF  # height of the cube centre when it sits on the target
 
     def _place_cube(self, xy: np.ndarray, yaw: float) -> None:

@@ -23,6 +23,22 @@ def test_ids_registered_with_default_lengths():
 
 
 @pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_object_state_names_where_the_state_holds_the_cube(env_id):
+    """train-proposal --locate-object reads its labels there: they must be the cube's centre."""
+    sl = envs.object_state(env_id)
+    if env_id == "simjepa/Reach-v0":
+        assert sl is None  # [7:10] is the goal TCP there, not an object in the frame
+        return
+    env = gym.make(env_id, render_size=SIZE, max_episode_steps=5)
+    obs, _ = env.reset(seed=3)
+    for _ in range(2):
+        assert np.allclose(obs["state"][sl], env.unwrapped.cube_pose()[0], atol=1e-5)
+        obs, *_ = env.step(env.action_space.sample())
+    assert envs.object_state("Reacher-v5") is None  # adapted envs name none
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
 def test_spaces_and_reset(env_id):
     env = gym.make(env_id, render_size=SIZE, max_episode_steps=5)
     obs, info = env.reset(seed=0)

@@ -140,6 +140,50 @@ def test_expert_labels_replace_the_executed_actions_where_recorded(tmp_path):
         _cfg(tmp_path, "y.pt", labels="teacher").check()
 
 
+def _object_cache(n: int = 16, steps: int = 8, seed: int = 8) -> FakeCache:
+    """A bright token marks an 'object' on the 4x4 grid; states[:, 7:10] hold its position (metres)."""
+    cache = FakeCache(n=n, steps=steps, seed=seed)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        feats, _, states = cache._eps[i]
+        k = rng.integers(0, 16, len(states))
+        feats[:] = 0  # nothing else in the frame: a few training frames cannot be memorised instead
+        feats[np.arange(len(states)), k, :4] = 2.0
+        states[:, 7:10] = np.stack([k % 4, k // 4, np.zeros_like(k)], -1) * 0.05
+    return cache
+
+
+def test_the_object_head_learns_to_locate_the_object_from_the_frame(tmp_path):
+    # the pooled head keeps it fast; the attentive head's object head is the same layer on its output
+    train = dict(steps=200, batch_size=64, lr=3e-3, val_fraction=0.25, head="pooled", pool_grid=4)
+    located = train_proposal(_cfg(tmp_path, "o.pt", locate_object=1.0, **train), [_object_cache()], [slice(7, 10)])
+    # positions spread over 0..0.15 m (a constant guess errs by ~0.033 m averaged over x, y, z); a head that
+    # reads the bright token is exact on held-out episodes
+    assert located["val_object_m"] < 0.005
+    net = load_proposal(tmp_path / "o.pt")
+    assert net.config.object_dim == 3 and net.object_std.shape == (3,)
+    out = net.propose(torch.randn(16, DIM), np.zeros(7), torch.randn(16, DIM))  # acting: frames and proprio only
+    assert out.shape == (3, 7)
+    plain = train_proposal(_cfg(tmp_path, "p.pt", **{**train, "steps": 4}), [_object_cache()], [slice(7, 10)])
+    assert "val_object_m" not in plain and load_proposal(tmp_path / "p.pt").config.object_dim == 0  # off by default
+
+
+def test_the_object_head_skips_caches_without_an_object_and_resumes_exactly(tmp_path):
+    sources = lambda: [_object_cache(n=6, steps=5), FakeCache(n=6, steps=5, seed=9)]  # noqa: E731
+    whole = train_proposal(_cfg(tmp_path, "w.pt", locate_object=0.5), sources(), [slice(7, 10), None])
+    assert whole["steps"] == 6
+    train_proposal(_cfg(tmp_path, "c.pt", locate_object=0.5, stop_after=4), sources(), [slice(7, 10), None])
+    train_proposal(_cfg(tmp_path, "c.pt", locate_object=0.5), sources(), [slice(7, 10), None])
+    a, b = load_file(tmp_path / "w.pt")["state_dict"], load_file(tmp_path / "c.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a) and "locate.weight" in a
+    with pytest.raises(ProposalError, match="other settings"):  # the weight is part of the run's identity
+        train_proposal(_cfg(tmp_path, "c.pt", locate_object=0.1, steps=8), sources(), [slice(7, 10), None])
+    with pytest.raises(ProposalError, match="records an object"):
+        train_proposal(_cfg(tmp_path, "n.pt", locate_object=0.5), [FakeCache()], [None])
+    with pytest.raises(ProposalError, match="no object position"):  # a slice past the states' end
+        train_proposal(_cfg(tmp_path, "s.pt", locate_object=0.5), [FakeCache()], [slice(20, 23)])
+
+
 def test_mixed_encoders_are_refused(tmp_path):
     other = FakeCache(seed=2)
     other.encoder = {**other.encoder, "weights_hash": "zzz"}

@@ -71,6 +71,12 @@ class ProposalNetConfig:
     proprio_delta: bool = False  # input also state[:S] - previous state[:S] (files before it: no)
     head: str = "pooled"  # how a frame's tokens become a vector: "pooled" | "attentive" (files before it: pooled)
     queries: int = 4  # the attentive head's learned queries
+    object_dim: int = 0  # > 0: a linear head locates the task's object in each frame; its estimates feed the MLP
+
+    @property
+    def object_in(self) -> int:
+        """MLP inputs from the object head: current, goal and their difference."""
+        return 3 * self.object_dim
 
     @property
     def proprio_in(self) -> int:
@@ -142,7 +148,10 @@ class ProposalNet(nn.Module):
         p = config.frame_dim
         if config.head == "attentive":
             self.pool = AttentivePool(config.feat_dim, config.grid[0] * config.grid[1], queries=config.queries)
-        layers: list[nn.Module] = [nn.Linear(3 * p + config.proprio_in, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
+        if config.object_dim:
+            self.locate = nn.Linear(p, config.object_dim)  # frame vector -> normalised object position
+        layers: list[nn.Module] = [nn.Linear(3 * p + config.proprio_in + config.object_in, config.hidden),
+                                   nn.LayerNorm(config.hidden), nn.GELU()]
         for _ in range(config.depth - 1):
             layers += [nn.Linear(config.hidden, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
         layers.append(nn.Linear(config.hidden, config.horizon * config.action_dim))
@@ -150,14 +159,30 @@ class ProposalNet(nn.Module):
         # proprio normalisation, fitted on the training data (saved with the weights)
         self.register_buffer("state_mean", torch.zeros(config.proprio_in))
         self.register_buffer("state_std", torch.ones(config.proprio_in))
+        if config.object_dim:  # the object head's label normalisation, fitted on the training data
+            self.register_buffer("object_mean", torch.zeros(config.object_dim))
+            self.register_buffer("object_std", torch.ones(config.object_dim))
 
-    def forward(self, cur: torch.Tensor, state: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    def forward(self, cur: torch.Tensor, state: torch.Tensor, goal: torch.Tensor,
+                with_object: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions ``[B, H, A]``; ``with_object`` also returns the object head's normalised estimates for the
+        current frame and the goal (``[B, O]`` each; training's auxiliary loss)."""
         s = (state.float() - self.state_mean) / self.state_std
         if self.config.head == "attentive":
             cur, goal = self.pool(cur), self.pool(goal)  # [B, K*D] each
-        x = torch.cat([cur, goal, goal - cur, s], dim=-1)
-        out = self.config.action_bound * torch.tanh(self.mlp(x))
-        return out.reshape(*out.shape[:-1], self.config.horizon, self.config.action_dim)
+        parts = [cur, goal, goal - cur, s]
+        obj_cur = obj_goal = None
+        if self.config.object_dim:
+            obj_cur, obj_goal = self.locate(cur), self.locate(goal)  # [B, O] each
+            # detached: the head learns only to locate; the MLP reads its estimates as features
+            parts += [obj_cur.detach(), obj_goal.detach(), (obj_goal - obj_cur).detach()]
+        out = self.config.action_bound * torch.tanh(self.mlp(torch.cat(parts, dim=-1)))
+        actions = out.reshape(*out.shape[:-1], self.config.horizon, self.config.action_dim)
+        if with_object:
+            if obj_cur is None:
+                raise ProposalError("this proposal has no object head (trained without --locate-object)")
+            return actions, obj_cur, obj_goal
+        return actions
 
     @torch.no_grad()
     def propose(self, feats: torch.Tensor, state: torch.Tensor | np.ndarray, goal_feats: torch.Tensor,
@@ -208,19 +233,23 @@ class PooledEpisode:
     pooled: torch.Tensor
     proprio: torch.Tensor
     actions: torch.Tensor
+    object: torch.Tensor | None = None  # [T+1, O]: the object's position (simulator state), training labels only
 
 
 LABELS = ("executed", "expert")
 
 
 def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
-                 labels: str = "executed", head: str = "pooled") -> tuple[list[PooledEpisode], dict[str, Any]]:
+                 labels: str = "executed", head: str = "pooled",
+                 object_slices: Sequence[slice | None] | None = None) -> tuple[list[PooledEpisode], dict[str, Any]]:
     """Pool every episode of the feature caches (``FeatureCache``-like: ``episodes``, ``episode(i)``,
     ``grid``, ``dim``, ``encoder``) once; all must come from one encoder and share grid and dim.
 
     ``labels="expert"``: an episode's targets are the expert's clean actions where the cache has them
     (``collect --policy dart``), else the actions executed (the same thing for ``--policy expert``).
-    ``head="attentive"`` keeps every token (layer-normed) instead of pooling."""
+    ``head="attentive"`` keeps every token (layer-normed) instead of pooling. ``object_slices`` (one per source,
+    ``None`` for a source without an object) picks each episode's object position out of its states: the
+    labels of the object head (``--locate-object``); all given slices must have one length."""
     if labels not in LABELS:
         raise ProposalError(f"labels={labels!r}: use one of {', '.join(LABELS)}")
     if not sources:
@@ -241,7 +270,13 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
     shape = ProposalNetConfig(feat_dim=int(first.dim), grid=grid, pool_grid=pool_grid, head=head)
     if head == "pooled" and min(grid) < pool_grid:
         raise ProposalError(f"pool grid {pool_grid} is finer than the feature grid {grid}; use a smaller --pool-grid")
-    jobs = [(src, i) for src in sources for i in src.episodes]
+    slices = list(object_slices) if object_slices is not None else [None] * len(sources)
+    if len(slices) != len(sources):
+        raise ProposalError(f"{len(slices)} object slices for {len(sources)} feature caches")
+    widths = {len(range(*sl.indices(10_000))) for sl in slices if sl is not None}
+    if len(widths) > 1:
+        raise ProposalError(f"object positions of different lengths {sorted(widths)} across caches")
+    jobs = [(src, i, sl) for src, sl in zip(sources, slices) for i in src.episodes]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -251,7 +286,7 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
     action_dim = None
     bound = 1.0
     labelled = 0
-    for src, i in jobs:
+    for src, i, sl in jobs:
         feats, actions, states = src.episode(i)
         expert = src.expert_actions(i) if labels == "expert" and hasattr(src, "expert_actions") else None
         if expert is not None:
@@ -263,8 +298,14 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
                                 f"actions; the proposal needs the arm's 7-D proprio and at least one step")
         with torch.no_grad():
             pooled = frame_input(torch.from_numpy(np.asarray(feats, dtype=np.float32)), shape)
+        obj = None
+        if sl is not None:
+            obj = torch.from_numpy(np.asarray(states[:, sl], np.float32))
+            if obj.shape[-1] == 0 or obj.shape[-1] != len(range(*sl.indices(10_000))):
+                raise ProposalError(f"episode {i} of {getattr(src, 'root', src)} has state dim {states.shape[-1]}: "
+                                    f"no object position at {sl.start}:{sl.stop}")
         episodes.append(PooledEpisode(pooled.half(), torch.from_numpy(np.asarray(states[:, :PROPRIO_DIM], np.float32)),
-                                      torch.from_numpy(np.asarray(actions, np.float32))))
+                                      torch.from_numpy(np.asarray(actions, np.float32)), obj))
         bound = max(bound, float(np.abs(actions).max()))
         if bar is not None:
             bar.update(1)
@@ -272,17 +313,21 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
         bar.close()
     meta = {"grid": list(grid), "feat_dim": int(first.dim), "action_dim": int(action_dim or 7), "action_bound": bound,
             "encoder": {k: first.encoder[k] for k in ("name", "config", "weights_hash") if k in first.encoder},
-            "expert_labelled_episodes": labelled,
+            "expert_labelled_episodes": labelled, "object_dim": widths.pop() if widths else 0,
+            "object_episodes": sum(e.object is not None for e in episodes),
             "sources": [str(getattr(s, "root", s)) for s in sources], "episodes": len(episodes)}
     return episodes, meta
 
 
 def sample_batch(episodes: Sequence[PooledEpisode], ids: Sequence[int], size: int, horizon: int, last_frame_prob: float,
-                 gen: torch.Generator, proprio_delta: bool = False) -> tuple[torch.Tensor, ...]:
-    """Hindsight-goal batch: ``(cur [B, P], proprio input [B, S or 2S], goal [B, P], actions [B, H, A], mask [B, H])``."""
+                 gen: torch.Generator, proprio_delta: bool = False, object_dim: int = 0) -> tuple[torch.Tensor, ...]:
+    """Hindsight-goal batch: ``(cur [B, P], proprio input [B, S or 2S], goal [B, P], actions [B, H, A], mask [B, H])``;
+    with ``object_dim`` also the object's position at the current and goal frames ``[B, O]`` each and which
+    samples have one ``[B]`` (the object head's labels). The random draws are the same either way."""
     pick = torch.randint(len(ids), (size,), generator=gen)
     u = torch.rand(size, 3, generator=gen)
-    cur, st, goal, act, mask = [], [], [], [], []
+    cur, st, goal, act, mask, obj_cur, obj_goal, obj_mask = [], [], [], [], [], [], [], []
+    no_object = torch.zeros(object_dim)
     for b in range(size):
         ep = episodes[ids[int(pick[b])]]
         n = ep.actions.shape[0]  # T
@@ -298,7 +343,15 @@ def sample_batch(episodes: Sequence[PooledEpisode], ids: Sequence[int], size: in
         st.append(proprio_input(ep.proprio[t], ep.proprio[t - 1] if t > 0 else None, proprio_delta))
         act.append(a)
         mask.append(m)
-    return (torch.stack(cur).float(), torch.stack(st), torch.stack(goal).float(), torch.stack(act), torch.stack(mask))
+        if object_dim:
+            has = ep.object is not None
+            obj_cur.append(ep.object[t] if has else no_object)
+            obj_goal.append(ep.object[g] if has else no_object)
+            obj_mask.append(float(has))
+    batch = (torch.stack(cur).float(), torch.stack(st), torch.stack(goal).float(), torch.stack(act), torch.stack(mask))
+    if not object_dim:
+        return batch
+    return (*batch, torch.stack(obj_cur), torch.stack(obj_goal), torch.tensor(obj_mask))
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -325,6 +378,9 @@ class ProposalTrainConfig:
     labels: str = "executed"  # or "expert": the expert's clean actions of `collect --policy dart` episodes (DART)
     head: str = "pooled"  # or "attentive": learned queries over every token (see ProposalNetConfig)
     queries: int = 4
+    # > 0: weight of an auxiliary L1 loss that trains a head to locate the task's object (its position in the
+    # training episodes' simulator state, a label like the expert's actions; never an input when acting)
+    locate_object: float = 0.0
     val_fraction: float = 0.1
     seed: int = 0
     ckpt_every: int = 250
@@ -345,6 +401,8 @@ class ProposalTrainConfig:
             raise ProposalError(f"head={self.head!r}: use one of {', '.join(HEADS)}")
         if not self.lr > 0:
             raise ProposalError(f"lr={self.lr} must be > 0")
+        if not self.locate_object >= 0:
+            raise ProposalError(f"locate_object={self.locate_object} must be >= 0")
         if Path(self.out).is_dir():
             raise ProposalError(f"--out {self.out} is a directory; pass a file name such as {Path(self.out) / 'proposal.pt'}")
 
@@ -353,29 +411,62 @@ class ProposalTrainConfig:
         ident = {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
         if self.head == "pooled":  # runs started before the option existed resume
             del ident["head"], ident["queries"]
-        for name, default in (("proprio_delta", False), ("labels", "executed")):
+        for name, default in (("proprio_delta", False), ("labels", "executed"), ("locate_object", 0.0)):
             if ident[name] == default:  # runs started before the option existed resume
                 del ident[name]
         return ident
 
 
-def _val_loss(net: ProposalNet, episodes: Sequence[PooledEpisode], ids: Sequence[int], cfg: ProposalTrainConfig) -> float | None:
+def _losses(net: ProposalNet, batch: Sequence[torch.Tensor], cfg: ProposalTrainConfig) -> dict[str, torch.Tensor]:
+    """``loss`` (what is minimised), ``l1`` (the actions' L1) and, with an object head, ``object_m``: its mean
+    absolute error in the state's units (metres for our cubes) over the current and goal frames."""
+    cur, st, goal, act, mask = batch[:5]
+    if not net.config.object_dim:
+        l1 = masked_l1(net(cur, st, goal), act, mask)
+        return {"loss": l1, "l1": l1}
+    pred, obj_cur, obj_goal = net(cur, st, goal, with_object=True)
+    l1 = masked_l1(pred, act, mask)
+    true_cur, true_goal, has = batch[5:]
+    err = torch.cat([obj_cur - (true_cur - net.object_mean) / net.object_std,
+                     obj_goal - (true_goal - net.object_mean) / net.object_std]).abs()  # [2B, O]
+    w = torch.cat([has, has])[:, None]
+    n = (w.sum() * err.shape[-1]).clamp_min(1.0)
+    obj = (err * w).sum() / n
+    metres = (err * net.object_std * w).sum() / n
+    return {"loss": l1 + cfg.locate_object * obj, "l1": l1, "object_m": metres.detach()}
+
+
+def _val_loss(net: ProposalNet, episodes: Sequence[PooledEpisode], ids: Sequence[int],
+              cfg: ProposalTrainConfig) -> dict[str, float | None]:
+    """Held-out action L1 (``val_l1``) and, with an object head, its error locating the object (``val_object_m``)."""
     if not ids:
-        return None
+        return {"val_l1": None}
     gen = torch.Generator().manual_seed(cfg.seed + 7_777_777)  # the same held-out batch every time
-    cur, st, goal, act, mask = sample_batch(episodes, ids, 1024, cfg.horizon, cfg.last_frame_prob, gen, cfg.proprio_delta)
+    batch = sample_batch(episodes, ids, 1024, cfg.horizon, cfg.last_frame_prob, gen, cfg.proprio_delta, net.config.object_dim)
     with torch.no_grad():
-        return float(masked_l1(net(cur, st, goal), act, mask))
+        out = _losses(net, batch, cfg)
+    row: dict[str, float | None] = {"val_l1": float(out["l1"])}
+    if "object_m" in out:
+        row["val_object_m"] = float(out["object_m"])
+    return row
 
 
-def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str, Any]:
+def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any],
+                   object_slices: Sequence[slice | None] | None = None) -> dict[str, Any]:
     """Train (or resume) a proposal on feature caches; writes ``cfg.out`` when all steps are done.
+
+    ``object_slices`` (one per source; ``None`` where the env has no object) say where each cache's states
+    hold the object's position, for ``cfg.locate_object``.
 
     Returns a summary: ``steps``, ``train_l1``, ``val_l1``, ``params``; ``stopped_at`` when ``stop_after`` cut it.
     """
     cfg.check()
     torch.manual_seed(cfg.seed)
-    episodes, meta = pool_sources(sources, cfg.pool_grid, progress=cfg.progress, labels=cfg.labels, head=cfg.head)
+    if cfg.locate_object and not any(sl is not None for sl in (object_slices or [])):
+        raise ProposalError("--locate-object: none of these caches records an object position (their envs name none); "
+                            "train without it")
+    episodes, meta = pool_sources(sources, cfg.pool_grid, progress=cfg.progress, labels=cfg.labels, head=cfg.head,
+                                  object_slices=object_slices if cfg.locate_object else None)
     if cfg.labels == "expert" and not meta["expert_labelled_episodes"]:
         raise ProposalError("--labels expert: no episode of these caches recorded expert actions; collect some with "
                             "`simjepa collect --policy dart` and encode them")
@@ -384,12 +475,17 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     net_cfg = ProposalNetConfig(feat_dim=meta["feat_dim"], grid=tuple(meta["grid"]), action_dim=meta["action_dim"],
                                 action_bound=meta["action_bound"],
                                 horizon=cfg.horizon, pool_grid=cfg.pool_grid, hidden=cfg.hidden, depth=cfg.depth,
-                                proprio_delta=cfg.proprio_delta, head=cfg.head, queries=cfg.queries)
+                                proprio_delta=cfg.proprio_delta, head=cfg.head, queries=cfg.queries,
+                                object_dim=meta["object_dim"])
     net = ProposalNet(net_cfg)
     all_states = torch.cat([proprio_input(e.proprio, torch.cat([e.proprio[:1], e.proprio[:-1]]), cfg.proprio_delta)
                             for e in episodes])  # the inputs training sees: step 0's previous state is itself
     net.state_mean.copy_(all_states.mean(0))
     net.state_std.copy_(all_states.std(0).clamp_min(1e-3))
+    if net_cfg.object_dim:
+        all_objects = torch.cat([e.object for e in episodes if e.object is not None])
+        net.object_mean.copy_(all_objects.mean(0))
+        net.object_std.copy_(all_objects.std(0).clamp_min(1e-3))
     train_ids, val_ids = split_episodes(range(len(episodes)), cfg.val_fraction, cfg.seed)
     opt = adamw([net], cfg.lr, cfg.weight_decay)
 
@@ -417,10 +513,11 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
     with run.log(step) as log:
         while step < stop:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            cur, st, goal, act, mask = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen,
-                                                    cfg.proprio_delta)
+            batch = sample_batch(episodes, train_ids, cfg.batch_size, cfg.horizon, cfg.last_frame_prob, gen,
+                                 cfg.proprio_delta, net_cfg.object_dim)
             set_lr(opt, warmup_cosine(step, cfg.lr, cfg.warmup, cfg.steps))
-            loss = masked_l1(net(cur, st, goal), act, mask)
+            losses = _losses(net, batch, cfg)
+            loss = losses["loss"]
             step += 1
             if not torch.isfinite(loss):
                 skipped.skip(step, "loss")
@@ -428,13 +525,13 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                last = float(loss.detach())
+                last = float(losses["l1"].detach())
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(l1=f"{last:.4f}" if last is not None else "-")
             if run.due(step):
                 net.eval()
-                write_row(log, {"step": step, "train_l1": last, "val_l1": _val_loss(net, episodes, val_ids, cfg),
+                write_row(log, {"step": step, "train_l1": last, **_val_loss(net, episodes, val_ids, cfg),
                                 "lr": warmup_cosine(step - 1, cfg.lr, cfg.warmup, cfg.steps), "seconds": time.perf_counter() - t0})
                 net.train()
                 run.save(step, skipped.count, {"model": net}, opt, {})
@@ -448,7 +545,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any]) -> dict[str
         run.save(step, skipped.count, {"model": net}, opt, {})
         summary["stopped_at"] = step
         return summary
-    summary["val_l1"] = _val_loss(net, episodes, val_ids, cfg)
+    summary.update(_val_loss(net, episodes, val_ids, cfg))
     info = {"train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "stop_after")}, "data": meta["sources"],
             "summary": summary}
     save_model(cfg.out, PROPOSAL_KIND, asdict(net_cfg), net, encoder=meta["encoder"], info=info)
