@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the shipped default model (v3): collect -> pretrain-encoder -> encode -> train (the world model),
+# The recipe of the shipped default model (v3.1): collect -> pretrain-encoder -> encode -> train (the world model),
 # then collect scripted episodes -> encode -> train-proposal (the learned proposal), then compare with the
 # shipped files. Every step resumes when re-run after a kill, so `make default-model` can simply be run again.
 # It ends by printing the weights hashes of the rebuild next to the shipped files' and exits 1 if any differs;
@@ -60,20 +60,21 @@ done
 "$BIN/simjepa" train "${FEATURES[@]}" \
   --out "$WORK/model" --config mini --steps 5000 --batch-size 32 --ckpt-every 250 --workers 1 --quiet
 
-# The learned proposal: 1000 scripted-expert episodes per task (seeds of their own, never used for tuning or
-# evaluation), encoded with the encoder above, one attentive proposal for the three tasks.
-PROPOSAL_TASKS="expert-reach:Reach:220000 expert-push:Push:210000 expert-pickplace:PickPlace:230000"
+# The learned proposal: scripted-expert episodes (seeds of their own, never used for tuning or evaluation;
+# 3000 for Push, 1000 for the others), encoded with the encoder above, one attentive proposal for the three
+# tasks that also learns to locate the cube (--locate-object; its labels come from the episodes' states).
+PROPOSAL_TASKS="expert-reach:Reach:220000:1000 expert-push:Push:210000:3000 expert-pickplace:PickPlace:230000:1000"
 PROPOSAL_FEATURES=()
 for spec in $PROPOSAL_TASKS; do
-  IFS=: read -r dir task seed <<<"$spec"
-  "$BIN/simjepa" collect --env "simjepa/$task-v0" --episodes 1000 --out "$DATA/$dir" --policy expert \
+  IFS=: read -r dir task seed n <<<"$spec"
+  "$BIN/simjepa" collect --env "simjepa/$task-v0" --episodes "$n" --out "$DATA/$dir" --policy expert \
     --render-size "$SIZE" --seed-start "$seed" --quiet
   "$BIN/simjepa" encode --data "$DATA/$dir" --encoder "$WORK/encoder.pt" --token-pool "$TOKEN_POOL" \
     --out "$FEATS/$dir" --threads 1 --quiet
   PROPOSAL_FEATURES+=(--features "$FEATS/$dir")
 done
 "$BIN/simjepa" train-proposal "${PROPOSAL_FEATURES[@]}" --out "$WORK/proposal.pt" --head attentive --queries 4 \
-  --steps 6000 --threads 1 --quiet
+  --locate-object 0.2 --steps 9000 --threads 1 --quiet
 
 BUILT=(--run "$WORK/model" --encoder "$WORK/encoder.pt" --proposal "$WORK/proposal.pt")
 status=0
