@@ -4,9 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The demo's Push seed: one the shipped model solves (it solves 13 of the 50 evaluation seeds and 3 of seeds
-# 0-9: 3, 6, 8); `make demo DEMO_SEED=0` shows one it does not.
-DEMO_SEED ?= 3
+# The demo's Push seed: the first one (the shipped model v3.1 solves 40 of the 50 evaluation seeds and 7 of
+# seeds 0-9: all but 1, 5 and 7); `make demo DEMO_SEED=1` shows one it does not.
+DEMO_SEED ?= 0
 
 .PHONY: demo test bench default-model clean-venv
 

@@ -46,8 +46,10 @@ GOAL_STATE = "goal-state (privileged)"
 BASELINE = "baseline"
 
 TASKS = ("Reach", "Push", "PickPlace")
-# Names of the shipped default models, by the predictor weights hash their result files record.
+# Names of the shipped default models, by the predictor weights hash their result files record; a model that
+# changed only its embedded proposal is named by that proposal's hash (v3.1: v3's encoder and predictor).
 MODEL_NAMES = {"c6cdd677e223c833": "default v3", "01ab58b624395723": "default v2"}
+PROPOSAL_NAMES = {("c6cdd677e223c833", "40bd250a9d15fe75"): "default v3.1"}
 # Tasks whose legacy "subgoals" setting meant expert-demo sub-goals. PickPlace planned through them
 # from the first default model on; Push only once rows recorded a per-episode ``subgoal_steps``.
 LEGACY_ALWAYS_PHASED = ("PickPlace",)
@@ -57,11 +59,11 @@ EVAL_SEEDS = (1000, 1049)
 # found wins. ``<Task>-planner-image-goal.json`` is where `simjepa evaluate` results under the
 # image-goal default are to be stored; the other names are the measurements that exist today.
 HEADLINE_SLOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    # the shipped default model v3 at its settings per task (`evaluate --model default`), else the earlier
-    # model with one learned proposal for all three tasks (each task's method chosen on tuning seeds)
-    ("Reach", IMAGE_GOAL, ("Reach-default-v3", "Reach-planner-image-goal-proposal-all3-attentive-s24i2")),
-    ("Push", IMAGE_GOAL, ("Push-default-v3", "Push-proposal-alone-all3-attentive")),
-    ("PickPlace", IMAGE_GOAL, ("PickPlace-default-v3", "PickPlace-proposal-alone-all3-attentive")),
+    # the shipped default model v3.1 at its settings per task (`evaluate --model default`), else v3, else the
+    # earlier model with one learned proposal for all three tasks (each task's method chosen on tuning seeds)
+    ("Reach", IMAGE_GOAL, ("Reach-default-v3.1", "Reach-default-v3", "Reach-planner-image-goal-proposal-all3-attentive-s24i2")),
+    ("Push", IMAGE_GOAL, ("Push-default-v3.1", "Push-default-v3", "Push-proposal-alone-all3-attentive")),
+    ("PickPlace", IMAGE_GOAL, ("PickPlace-default-v3.1", "PickPlace-default-v3", "PickPlace-proposal-alone-all3-attentive")),
     # flat CEM (no proposal) with the same model, else with the previous one
     ("Reach", IMAGE_GOAL, ("Reach-v3-flat-cem100x3", "Reach-planner-image-goal", "Reach-planner-v2-default")),
     ("Push", IMAGE_GOAL, ("Push-v3-flat-cem100x3", "Push-planner-image-goal")),
@@ -114,10 +116,12 @@ class EvalRow:
     proposal: bool = False  # a learned proposal acted alone or seeded the search
     search: str = "cem"  # the planner's setting: "none" ran the proposal's plan with no world-model search
     predictor_hash: str = ""  # of the world model, when the file records it
+    proposal_hash: str = ""  # of the proposal that acted or seeded the search, when the file records it
 
     def model_text(self) -> str:
-        """The model by name where its predictor hash is a shipped default model's, else as recorded."""
-        return MODEL_NAMES.get(self.predictor_hash) or self.model
+        """The model by name where its hashes are a shipped default model's, else as recorded."""
+        return (PROPOSAL_NAMES.get((self.predictor_hash, self.proposal_hash)) or MODEL_NAMES.get(self.predictor_hash)
+                or self.model)
 
     def method_text(self) -> str:
         """What chose the actions: the headline mixes planner rows with the proposal acting alone."""
@@ -309,6 +313,7 @@ def _eval_row(rel: str, data: dict[str, Any]) -> EvalRow:
         proposal=bool(data.get("proposal")),
         search=str((data.get("planner") or {}).get("search") or "cem"),
         predictor_hash=str((data.get("model") or {}).get("predictor_hash") or "") if isinstance(data.get("model"), dict) else "",
+        proposal_hash=str((data.get("proposal") or {}).get("weights_hash") or "") if isinstance(data.get("proposal"), dict) else "",
     )
 
 

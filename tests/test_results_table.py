@@ -225,3 +225,8 @@ def test_the_model_column_names_shipped_models_by_their_predictor_hash(results_d
     path.write_text(json.dumps({**data, "model": {**data["model"], "predictor_hash": shipped}}))
     body = [line for line in rt.render_headline(rt.load_results(results_dir)).splitlines() if "Push-planner-image-goal" in line]
     assert "| default v3 |" in body[0]
+    v31 = next(k for k, name in rt.PROPOSAL_NAMES.items() if name == "default v3.1")  # same predictor, new proposal
+    path.write_text(json.dumps({**data, "model": {**data["model"], "predictor_hash": v31[0]},
+                                "proposal": {"path": "embedded in default", "weights_hash": v31[1]}}))
+    body = [line for line in rt.render_headline(rt.load_results(results_dir)).splitlines() if "Push-planner-image-goal" in line]
+    assert "| default v3.1 |" in body[0]
