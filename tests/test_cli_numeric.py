@@ -22,6 +22,7 @@ ZERO_OK = {
     ("plan-episode", "--anchor-fraction"), ("plan-episode", "--anchor-std"),
     ("evaluate", "--anchor-fraction"), ("evaluate", "--anchor-std"),
     ("train-proposal", "--seed"), ("train-proposal", "--val-fraction"), ("train-proposal", "--last-frame-prob"),
+    ("train-proposal", "--locate-object"),
 }
 HUGE = "1000000000000"
 

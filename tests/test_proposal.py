@@ -184,6 +184,33 @@ def test_the_object_head_skips_caches_without_an_object_and_resumes_exactly(tmp_
         train_proposal(_cfg(tmp_path, "s.pt", locate_object=0.5), [FakeCache()], [slice(20, 23)])
 
 
+def test_the_cli_reads_object_labels_from_the_caches_env(tmp_path, capsys):
+    """`train-proposal --locate-object` takes the cube's position of Push episodes (envs.object_state) and
+    refuses caches whose env names no object (Reach)."""
+    from simjepa_cli import main
+
+    def run(*args):
+        try:
+            main(list(args) + ["--quiet"])
+        except SystemExit as exc:
+            return exc.code
+        return 0
+
+    for task in ("Push", "Reach"):
+        data, feats = tmp_path / f"data_{task}", tmp_path / f"feats_{task}"
+        assert run("collect", "--env", f"simjepa/{task}-v0", "--episodes", "2", "--policy", "expert", "--render-size", "32",
+                   "--max-steps", "5", "--seed-start", "200000", "--out", str(data)) == 0
+        assert run("encode", "--data", str(data), "--encoder", "vit_tiny", "--image-size", "32", "--out", str(feats),
+                   "--threads", "1") == 0
+    capsys.readouterr()
+    common = ["--steps", "2", "--batch-size", "4", "--head", "attentive", "--threads", "1", "--locate-object", "1"]
+    assert run("train-proposal", "--features", str(tmp_path / "feats_Push"), "--out", str(tmp_path / "p.pt"), *common) == 0
+    assert "object located to" in capsys.readouterr().out
+    assert load_proposal(tmp_path / "p.pt").config.object_dim == 3
+    assert run("train-proposal", "--features", str(tmp_path / "feats_Reach"), "--out", str(tmp_path / "r.pt"), *common) == 2
+    assert "records an object" in capsys.readouterr().err
+
+
 def test_mixed_encoders_are_refused(tmp_path):
     other = FakeCache(seed=2)
     other.encoder = {**other.encoder, "weights_hash": "zzz"}
