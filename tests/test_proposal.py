@@ -211,6 +211,18 @@ def test_the_cli_reads_object_labels_from_the_caches_env(tmp_path, capsys):
     assert "records an object" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("head", ["pooled", "attentive"])
+def test_episode_inputs_built_in_chunks_equal_the_whole_episodes(head):
+    """pool_sources builds each episode's inputs a few frames at a time (memory); the bits must not change."""
+    from world_model.proposal import _episode_input, frame_input
+
+    feats = np.random.default_rng(0).normal(size=(21, 16, DIM)).astype(np.float16)
+    shape = ProposalNetConfig(feat_dim=DIM, grid=GRID, pool_grid=2, head=head)
+    whole = frame_input(torch.from_numpy(feats.astype(np.float32)), shape).half()
+    for chunk in (1, 8, 64):
+        assert torch.equal(_episode_input(feats, shape, chunk=chunk), whole)
+
+
 def test_mixed_encoders_are_refused(tmp_path):
     other = FakeCache(seed=2)
     other.encoder = {**other.encoder, "weights_hash": "zzz"}

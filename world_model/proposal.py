@@ -239,6 +239,23 @@ class PooledEpisode:
 LABELS = ("executed", "expert")
 
 
+def _episode_input(feats: np.ndarray, shape: ProposalNetConfig, chunk: int = 8) -> torch.Tensor:
+    """One episode's :func:`frame_input`, fp16, computed ``chunk`` frames at a time into one preallocated tensor.
+
+    Why: converting a whole episode to fp32 at once left the heap fragmented between the kept fp16 tensors,
+    and pooling a 5000-episode cache peaked at twice the memory it keeps. Per-frame results are the same.
+    """
+    out = None
+    with torch.no_grad():
+        for start in range(0, len(feats), chunk):
+            part = frame_input(torch.from_numpy(np.asarray(feats[start:start + chunk], dtype=np.float32)), shape).half()
+            if out is None:
+                out = torch.empty((len(feats), *part.shape[1:]), dtype=torch.float16)
+            out[start:start + len(part)] = part
+    assert out is not None
+    return out
+
+
 def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
                  labels: str = "executed", head: str = "pooled",
                  object_slices: Sequence[slice | None] | None = None) -> tuple[list[PooledEpisode], dict[str, Any]]:
@@ -296,15 +313,14 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
         if states.shape[-1] < PROPRIO_DIM or actions.shape[0] < 1:
             raise ProposalError(f"episode {i} of {getattr(src, 'root', src)} has state dim {states.shape[-1]} or no "
                                 f"actions; the proposal needs the arm's 7-D proprio and at least one step")
-        with torch.no_grad():
-            pooled = frame_input(torch.from_numpy(np.asarray(feats, dtype=np.float32)), shape)
+        pooled = _episode_input(feats, shape)
         obj = None
         if sl is not None:
             obj = torch.from_numpy(np.asarray(states[:, sl], np.float32))
             if obj.shape[-1] == 0 or obj.shape[-1] != len(range(*sl.indices(10_000))):
                 raise ProposalError(f"episode {i} of {getattr(src, 'root', src)} has state dim {states.shape[-1]}: "
                                     f"no object position at {sl.start}:{sl.stop}")
-        episodes.append(PooledEpisode(pooled.half(), torch.from_numpy(np.asarray(states[:, :PROPRIO_DIM], np.float32)),
+        episodes.append(PooledEpisode(pooled, torch.from_numpy(np.asarray(states[:, :PROPRIO_DIM], np.float32)),
                                       torch.from_numpy(np.asarray(actions, np.float32)), obj))
         bound = max(bound, float(np.abs(actions).max()))
         if bar is not None:
