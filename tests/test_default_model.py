@@ -49,7 +49,7 @@ def _setting(config, name: str):
 
 def test_agent_plans_each_task_with_the_shipped_per_task_defaults():
     """``env_id`` applies the model's per-task overrides over its general defaults (README figures were
-    measured so): default model v3 seeds Reach's small search with its embedded proposal and runs Push and
+    measured so): default model v3.1 seeds Reach's small search with its embedded proposal and runs Push and
     PickPlace with the proposal alone (search "none"), with no per-task rule on an action dim."""
     from planning import Agent
 
