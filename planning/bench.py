@@ -222,7 +222,9 @@ def act_seconds_per_task(wm, env_ids: Iterable[str], steps: int, seed: int = TAS
             row[f"seconds_per_action_{name}"] = statistics.median(times)
             if name == "shipped":
                 flat = agent.config.to_flat()
-                row["settings"] = {k: flat[k] for k in ("search", "samples", "iterations", "topk", "horizon")}
+                used = (("samples", "iterations", "topk", "horizon") if flat["search"] == "cem"  # what this search reads
+                        else ("horizon", "execute_steps", "ensemble_plans"))
+                row["settings"] = {k: flat[k] for k in ("search", *used)}
                 row["proposal"] = agent.proposal is not None
                 row["steps_timed"] = len(times)
         if row.get("seconds_per_action_reference") is not None:

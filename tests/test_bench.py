@@ -35,6 +35,9 @@ def test_bench_quick_writes_all_keys_and_plot(tmp_path, capsys):
     assert reach["seconds_per_action_shipped"] > 0 and reach["steps_timed"] == res["per_task_settings"]["steps"]
     if reach["settings"]["search"] == "cem":  # the official-style planner timed on the same search
         assert reach["seconds_per_action_reference"] > 0 and reach["speedup_vs_reference"] > 0
+        assert set(reach["settings"]) == {"search", "samples", "iterations", "topk", "horizon"}  # what a CEM reads
+    else:
+        assert set(reach["settings"]) == {"search", "horizon", "execute_steps", "ensemble_plans"}
     assert (tmp_path / res["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speedup" in capsys.readouterr().out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
