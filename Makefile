@@ -4,9 +4,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The demo's Push seed: the first one (the shipped model v3.1 solves 40 of the 50 evaluation seeds and 7 of
-# seeds 0-9: all but 1, 5 and 7); `make demo DEMO_SEED=1` shows one it does not.
-DEMO_SEED ?= 0
+# The demo's Push seed: the model v3.1 solves 40 of the 50 evaluation seeds and 7 of seeds 0-9 (all but 1, 5
+# and 7); seed 3 is the first solved one whose camera view shows the cube all the way (at seed 0 the hand
+# hides it at the end). `make demo DEMO_SEED=1` shows a failure.
+DEMO_SEED ?= 3
 
 .PHONY: demo test bench default-model clean-venv
 
