@@ -239,6 +239,11 @@ class PooledEpisode:
 LABELS = ("executed", "expert")
 
 
+def _slice_width(sl: slice) -> int:
+    """How many state entries ``sl`` picks (states are far shorter than the bound)."""
+    return len(range(*sl.indices(10_000)))
+
+
 def _episode_input(feats: np.ndarray, shape: ProposalNetConfig, chunk: int = 8) -> torch.Tensor:
     """One episode's :func:`frame_input`, fp16, computed ``chunk`` frames at a time into one preallocated tensor.
 
@@ -290,7 +295,7 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
     slices = list(object_slices) if object_slices is not None else [None] * len(sources)
     if len(slices) != len(sources):
         raise ProposalError(f"{len(slices)} object slices for {len(sources)} feature caches")
-    widths = {len(range(*sl.indices(10_000))) for sl in slices if sl is not None}
+    widths = {_slice_width(sl) for sl in slices if sl is not None}
     if len(widths) > 1:
         raise ProposalError(f"object positions of different lengths {sorted(widths)} across caches")
     jobs = [(src, i, sl) for src, sl in zip(sources, slices) for i in src.episodes]
@@ -317,7 +322,7 @@ def pool_sources(sources: Sequence[Any], pool_grid: int, progress: bool = False,
         obj = None
         if sl is not None:
             obj = torch.from_numpy(np.asarray(states[:, sl], np.float32))
-            if obj.shape[-1] == 0 or obj.shape[-1] != len(range(*sl.indices(10_000))):
+            if obj.shape[-1] == 0 or obj.shape[-1] != _slice_width(sl):
                 raise ProposalError(f"episode {i} of {getattr(src, 'root', src)} has state dim {states.shape[-1]}: "
                                     f"no object position at {sl.start}:{sl.stop}")
         episodes.append(PooledEpisode(pooled, torch.from_numpy(np.asarray(states[:, :PROPRIO_DIM], np.float32)),
