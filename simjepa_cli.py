@@ -203,6 +203,9 @@ def _planner_options(fn):
         click.option("--macro-iters", type=SMALL, default=None, help="With --macro-model: high-level CEM iterations."),
         click.option("--macro-horizon", type=SMALL, default=None,
                      help="With --macro-model: macro-steps planned (k env steps each) by the high level."),
+        click.option("--macro-every", type=SMALL, default=None,
+                     help="With --macro-model: env steps between high-level searches, the sub-goal held in between "
+                          "(default 1: every step; k: once per macro-step, a k-th of the high level's cost)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -216,13 +219,14 @@ def _device_option(fn):
                              "many evaluate processes can share one; planner without --proposal / --macro-model).")(fn)
 
 
-def _macro_overrides(macro_model, samples, iters, horizon) -> dict:
+def _macro_overrides(macro_model, samples, iters, horizon, every=None) -> dict:
     """The high level's search overrides (None: the macro model's recorded setting); refused without a macro model,
     where they would silently change nothing."""
-    given = {k: v for k, v in {"samples": samples, "iterations": iters, "horizon": horizon}.items() if v is not None}
+    given = {k: v for k, v in {"samples": samples, "iterations": iters, "horizon": horizon,
+                               "replan_every": every}.items() if v is not None}
     if given and macro_model is None:
-        raise click.UsageError("--macro-samples, --macro-iters and --macro-horizon size the high level of two-level "
-                               "planning; pass --macro-model RUN with them")
+        raise click.UsageError("--macro-samples, --macro-iters, --macro-horizon and --macro-every size the high level "
+                               "of two-level planning; pass --macro-model RUN with them")
     return given
 
 
@@ -245,7 +249,7 @@ def _overrides(samples, iters, topk, horizon, energy, state_weight, planner_seed
 @_threads_option
 def plan_episode_cmd(env_id, seed, model, out, device, samples, iters, topk, horizon, search, energy, state_weight, planner_seed,
                      max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std, subgoal_steps,
-                     macro_model, macro_samples, macro_iters, macro_horizon, landscape, quiet) -> None:
+                     macro_model, macro_samples, macro_iters, macro_horizon, macro_every, landscape, quiet) -> None:
     """Plan one closed-loop episode with CEM on a world model's L1 energy.
 
     Writes OUT/episode.mp4 (observation | goal, with step, energy and distance) and OUT/metrics.json
@@ -269,7 +273,7 @@ def plan_episode_cmd(env_id, seed, model, out, device, samples, iters, topk, hor
                                 init_std, search),
                      max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                      landscape=landscape, progress=not quiet, proposal=proposal, macro_model=macro_model,
-                     macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon), device=device)
+                     macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon, macro_every), device=device)
     click.echo(f"{'success' if m['success'] else 'failure'}: final distance {m['final_distance']:.3f} m after "
                f"{m['steps']} steps, {m['seconds_per_action']:.3f} s/action -> {out}")
 
@@ -297,7 +301,7 @@ def plan_episode_main(args: list[str] | None = None) -> None:
 @_threads_option
 def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, device, samples, iters, topk, horizon, search, energy,
                  state_weight, planner_seed, max_steps, render_size, subgoals, proposal, anchor_fraction, anchor_std, init_std,
-                 subgoal_steps, macro_model, macro_samples, macro_iters, macro_horizon) -> None:
+                 subgoal_steps, macro_model, macro_samples, macro_iters, macro_horizon, macro_every) -> None:
     """Success rate and final distance of a policy over seeded episodes.
 
     Writes OUT/results.json (success_rate, mean_final_distance, episodes: one row per episode, protocol,
@@ -319,7 +323,7 @@ def evaluate_cmd(env_id, episodes, seed_start, model, policy, out, workers, devi
                             init_std, search),
                  max_steps=max_steps, render_size=render_size, subgoals=subgoals, subgoal_steps_per_goal=subgoal_steps,
                  proposal=proposal, macro_model=macro_model,
-                 macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon), device=device)
+                 macro_overrides=_macro_overrides(macro_model, macro_samples, macro_iters, macro_horizon, macro_every), device=device)
     click.echo(f"{policy} on {env_id}: success {r['success_rate']:.0%}, mean final distance "
                f"{r['mean_final_distance']:.3f} m over {episodes} episodes -> {out}")
 

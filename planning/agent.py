@@ -378,7 +378,8 @@ class Agent:
             result = PlanResult(plan.numpy().astype(np.float32), float("nan"), [], 0, None)
         else:
             if self.high_level is not None:  # two-level planning: steer to the macro model's next latent sub-goal
-                high = self.high_level.subgoals(contexts, goals, self.action_dim, self.generator)
+                high = self.high_level.subgoals(contexts, goals, self.action_dim, self.generator,
+                                                elapsed=self.config.execute_steps)
                 goals, self.last_macro_plan = high.subgoals, high.plan
             result = self.planner.plan(contexts, goals, self.action_dim, goal_t, init, self.generator, anchor=anchor)
         steps = self.config.execute_steps

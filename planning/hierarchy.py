@@ -6,7 +6,9 @@ energy pulls the arm towards the goal image's arm pose. A macro-step model (``si
 actions, the gripper's last command; :func:`world_model.data.macro_actions`). The high level runs
 CEM over ``horizon`` macro-steps (k x horizon env steps ahead) against the goal image, and the
 predicted features after its first macro-step become the goal of the existing low-level search.
-Both levels re-plan at every MPC step (HWM, "hierarchical planning with latent world models").
+The low level re-plans at every MPC step; the high level every ``replan_every`` env steps (1: every
+MPC step, as the low level; k: once per macro-step, holding its sub-goal in between, which costs a
+k-th of the high-level search; HWM, "hierarchical planning with latent world models").
 
 :func:`load_high_level` averages the high level's energy over its macro-steps (``all_steps``): with
 the last step alone, any first macro-step that can still be undone later scores the same, and the
@@ -68,15 +70,19 @@ class HighLevelPlanner:
     ``config``: the high level's own search (samples, iterations, horizon in macro-steps). With
     ``warm_start`` it starts from its previous macro-plan (the whole plan, not shifted: one env step
     is a fraction of a macro-step); without, from :meth:`stay`, which is then always scored, so a
-    plan that moves is chosen only when it beats keeping still.
+    plan that moves is chosen only when it beats keeping still. ``replan_every``: env steps a
+    macro-plan (and so its sub-goal) is kept before the next search.
     """
 
     def __init__(self, predictor: Predictor, macro_steps: int, advance: StateAdvancer | None,
-                 config: PlannerConfig, identity: dict[str, Any] | None = None) -> None:
+                 config: PlannerConfig, identity: dict[str, Any] | None = None, replan_every: int = 1) -> None:
         if macro_steps < 2:
             raise PlannerConfigError(f"the high-level model predicts {macro_steps} env step per frame; a macro-step "
                                      "model (simjepa train --macro-steps k, k >= 2) is needed")
+        if isinstance(replan_every, bool) or int(replan_every) < 1:
+            raise PlannerConfigError(f"replan_every must be a positive number of env steps, got {replan_every!r}")
         self.predictor, self.macro_steps, self.config = predictor, int(macro_steps), config
+        self.replan_every = int(replan_every)
         self.identity = identity or {}
         self.bind(advance)
         self.reset()
@@ -87,8 +93,10 @@ class HighLevelPlanner:
         self.planner = LatentPlanner(self.predictor, self.advance, self.config)
 
     def reset(self) -> None:
-        """A new episode: no previous macro-plan to warm start from."""
+        """A new episode: no previous macro-plan to warm start from or to hold."""
         self._prev: torch.Tensor | None = None
+        self._held: HighLevelResult | None = None
+        self._age = 0  # env steps since the held plan was made
 
     def stay(self, context: Context, action_dim: int) -> torch.Tensor:
         """The plan "keep still": no motion, and the 7-D action's gripper held at its measured closure."""
@@ -98,12 +106,17 @@ class HighLevelPlanner:
         return plan
 
     def subgoals(self, contexts: Sequence[Context], goals: Sequence[torch.Tensor], action_dim: int,
-                 generator: torch.Generator | None = None) -> HighLevelResult:
+                 generator: torch.Generator | None = None, elapsed: int = 1) -> HighLevelResult:
         """Plan macro-actions towards ``goals`` (one per camera); imagine the first one's frame per camera.
 
         Only the newest observed frame is used: older context frames are one env step apart, not one
-        macro-step, so the macro model was never shown such a history.
+        macro-step, so the macro model was never shown such a history. ``elapsed``: env steps since the
+        previous call; the held plan is returned while it is younger than ``replan_every`` env steps.
         """
+        if self._held is not None:
+            self._age += int(elapsed)
+            if self._age < self.replan_every:
+                return self._held
         contexts = [Context(c.feats[-1:], c.states[-1:], c.actions[:0]) for c in contexts]
         init = self._prev if self.config.cem.warm_start and self._prev is not None else self.stay(contexts[0], action_dim)
         result = self.planner.plan(list(contexts), list(goals), action_dim, None, init, generator)
@@ -118,14 +131,16 @@ class HighLevelPlanner:
         per_step = (per_step / len(preds)).tolist()  # [H]
         arrived = int(np.argmin([float(now), *per_step])) <= 1
         subgoals = list(goals) if arrived else [p[0] for p in preds]
-        return HighLevelResult(subgoals, result, per_step, arrived)
+        self._held, self._age = HighLevelResult(subgoals, result, per_step, arrived), 0
+        return self._held
 
 
 def load_high_level(path: str | Path, world_model: Any, overrides: dict[str, Any] | None = None) -> HighLevelPlanner:
     """A macro-step world model file as the high level of ``world_model``'s agent.
 
     It must read the same encoder's features (same weights hash) at the same token grid. Its search:
-    the macro model's recorded planner defaults, then ``overrides`` (e.g. ``{"samples": 100}``).
+    the macro model's recorded planner defaults, then ``overrides`` (e.g. ``{"samples": 100}``; its
+    ``replan_every`` key: env steps between high-level searches, default 1).
     """
     from world_model.model_file import load_world_model
 
@@ -141,9 +156,13 @@ def load_high_level(path: str | Path, world_model: Any, overrides: dict[str, Any
                                  f"({mine}); train the macro model on caches encoded by the same encoder")
     if tuple(macro.grid) != tuple(world_model.grid):
         raise PlannerConfigError(f"{path} predicts a {macro.grid} token grid, the world model encodes {world_model.grid}")
+    overrides = dict(overrides or {})
+    every = overrides.pop("replan_every", None) or 1
     planner = {**tuned_planner_defaults(macro.planner), "all_steps": True, "warm_start": False}
     config = PlannerConfig.from_flat(planner, overrides)
     identity = {"path": str(path), "macro_steps": k,
                 "search": {n: getattr(config.cem, n) for n in ("samples", "iterations", "topk", "horizon")}}
-    return HighLevelPlanner(macro.predictor, k, None, config, identity)
+    if every != 1:  # files of two-level runs that re-planned the high level at every step keep their identity
+        identity["replan_every"] = int(every)
+    return HighLevelPlanner(macro.predictor, k, None, config, identity, replan_every=every)
 

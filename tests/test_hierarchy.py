@@ -92,6 +92,27 @@ def test_high_level_plans_from_the_newest_frame_and_returns_one_subgoal_per_view
         HighLevelPlanner(Recorder(), 1, None, cfg)
 
 
+def test_high_level_holds_its_subgoal_for_replan_every_env_steps():
+    cfg = PlannerConfig.from_flat({"samples": 8, "iterations": 1, "topk": 2, "horizon": 2, "autocast": False})
+    rec = Recorder()
+    high = HighLevelPlanner(rec, 5, None, cfg, replan_every=4)
+    c = Context(torch.randn(1, 4, 6), torch.zeros(1, 7), torch.zeros(0, 7))
+    goals = [torch.randn(4, 6)]
+    first = high.subgoals([c], goals, 7)
+    searched = rec.calls
+    assert searched > 0
+    assert high.subgoals([c], goals, 7, elapsed=2) is first  # 2 env steps old: held, no search
+    assert high.subgoals([c], goals, 7, elapsed=1) is first and rec.calls == searched  # 3 steps old
+    fresh = high.subgoals([c], goals, 7, elapsed=1)  # 4 steps old: searched again
+    assert fresh is not first and rec.calls > searched
+    high.reset()  # a new episode never reuses the last episode's plan
+    assert high.subgoals([c], goals, 7) is not fresh
+    every_step = HighLevelPlanner(Recorder(), 5, None, cfg)
+    assert every_step.subgoals([c], goals, 7) is not every_step.subgoals([c], goals, 7)
+    with pytest.raises(PlannerConfigError, match="replan_every"):
+        HighLevelPlanner(Recorder(), 5, None, cfg, replan_every=0)
+
+
 def _macro_file(tmp_path, k: int, encoder: dict | None = None):
     src = array_source(n_eps=3, steps=20)
     if encoder is not None:
@@ -109,6 +130,9 @@ def test_load_high_level_refuses_one_step_models_and_other_encoders(tmp_path):
         load_high_level(_macro_file(tmp_path, 3, other), base)
     high = load_high_level(_macro_file(tmp_path, 4), base, {"samples": 12, "horizon": 3})
     assert high.macro_steps == 4 and high.identity["search"]["samples"] == 12 and high.identity["search"]["horizon"] == 3
+    assert high.replan_every == 1 and "replan_every" not in high.identity
+    held = load_high_level(tmp_path / "m4", base, {"replan_every": 4})
+    assert held.replan_every == 4 and held.identity["replan_every"] == 4
 
 
 def test_agent_steers_the_low_level_to_the_high_levels_subgoal_without_reading_the_goal_state():
@@ -129,7 +153,7 @@ def test_agent_steers_the_low_level_to_the_high_levels_subgoal_without_reading_t
         def reset(self):
             self.resets += 1
 
-        def subgoals(self, contexts, goals, action_dim, generator=None):
+        def subgoals(self, contexts, goals, action_dim, generator=None, elapsed=1):
             from planning.hierarchy import HighLevelResult
 
             self.seen_goals = goals

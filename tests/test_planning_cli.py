@@ -233,7 +233,7 @@ def test_two_level_planning_end_to_end_records_its_macro_model(tiny_model, tmp_p
     obj["info"] = {**obj.get("info", {}), "macro_steps": 5}
     macro = tmp_path / "macro.pt"
     torch.save(obj, macro)
-    flags = ["--macro-model", str(macro), "--macro-samples", "8", "--macro-iters", "1", "--macro-horizon", "3"]
+    flags = ["--macro-model", str(macro), "--macro-samples", "8", "--macro-iters", "1", "--macro-horizon", "3", "--macro-every", "2"]
     res = CliRunner().invoke(simjepa_cli.plan_episode_cmd, ["--env", "simjepa/Push-v0", "--seed", "0", "--model", str(tiny_model),
                                                            "--out", str(tmp_path / "ep"), "--max-steps", "2", "--quiet",
                                                            *TINY_PLANNER, *flags])
@@ -246,6 +246,7 @@ def test_two_level_planning_end_to_end_records_its_macro_model(tiny_model, tmp_p
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert r["macro_model"]["macro_steps"] == 5 and r["protocol"] == "image-goal"
+    assert m["replan_every"] == 2 and r["macro_model"]["replan_every"] == 2
     res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--policy", "random",
                                                "--out", str(tmp_path / "rnd"), "--macro-model", str(macro)])
     assert res.exit_code != 0 and "--macro-model applies to --policy planner" in str(res.exception)
@@ -257,6 +258,10 @@ def test_macro_search_flags_without_a_macro_model_are_refused(tiny_model, tmp_pa
                                                            "--out", str(tmp_path / "ep"), "--macro-samples", "50", *TINY_PLANNER])
     assert res.exit_code == 2 and "pass --macro-model" in res.output
     assert not (tmp_path / "ep").exists()
+    res = CliRunner().invoke(simjepa_cli.cli, ["evaluate", "--env", "simjepa/Reach-v0", "--episodes", "1", "--model", str(tiny_model),
+                                               "--out", str(tmp_path / "ev"), "--macro-every", "5", *TINY_PLANNER])
+    assert res.exit_code == 2 and "pass --macro-model" in res.output
+    assert not (tmp_path / "ev").exists()
 
 
 def test_evaluate_device_is_checked_before_any_episode_runs(tiny_model, tmp_path, capsys):
