@@ -50,6 +50,12 @@ Views (``camera=``)
     - Pusher ``"table"`` (default): an oblique view of the table from the side facing the arm, framing
       the arm's tip at its start pose, the object's start region and the goal (the object is a few
       pixels wide at 64 px; the arm does not hide it on its way from the start pose).
+
+Rendering
+    Shadow maps are drawn at :data:`SHADOW_TEXELS_PER_PIXEL` texels per frame pixel at most (never
+    above the model's own ``shadowsize``): Pusher's 4096-texel map, made for 640 px windows, cost most
+    of a 64 px collection's time in software rendering, and the frames barely change
+    (docs/gymnasium-envs.md has the timings).
 """
 from __future__ import annotations
 
@@ -70,6 +76,7 @@ TARGET_BODIES = {
 }
 DEFAULT_GOAL_STEPS = 25
 GENERIC_TOLERANCE = 0.05  # qpos distance below which an env without a task of its own counts as solved
+SHADOW_TEXELS_PER_PIXEL = 16  # shadow-map resolution per frame pixel: 1024 texels for a 64 px frame
 PUSHER_TIP_BEHIND = 0.08  # m: wrist bar behind the object's centre: object radius 0.05 + bar radius 0.02 + 0.01
 PUSHER_PRONG_REACH = 0.1  # m: tips_arm's centre of mass (between its two prongs) ahead of its frame origin
 PUSHER_IK_TOLERANCE = 0.02
@@ -146,6 +153,8 @@ class GymMujocoAdapter(gym.Wrapper):
             env = gym.make(env_id, render_mode="rgb_array", width=render_size, height=render_size, **extra, **kw)
         except TypeError as exc:
             raise SimjepaError(f"{env_id} cannot render rgb_array images at a chosen size ({exc}); use a MuJoCo env") from None
+        quality = env.unwrapped.model.vis.quality  # before the first render creates the GL context
+        quality.shadowsize = min(int(quality.shadowsize), SHADOW_TEXELS_PER_PIXEL * render_size)
         if view is not None and view not in VIEWS.get(name, {}):
             model = env.unwrapped.model
             names = [model.camera(i).name for i in range(model.ncam)]

@@ -73,6 +73,14 @@ def test_pusher_goal_has_the_object_on_the_goal():
     assert info["distance"] > 0.17 and not info["success"]  # the episode itself starts unsolved
 
 
+def test_shadow_maps_are_sized_for_the_frame_not_for_a_window():
+    """Pusher-v5 asks for a 4096-texel shadow map; at 32 px the adapter draws 512, at 512 px the model's own."""
+    small = make_env("Pusher-v5", render_size=32)
+    small.reset(seed=0)
+    assert small.unwrapped.model.vis.quality.shadowsize == 16 * 32
+    assert make_env("Pusher-v5", render_size=512).unwrapped.model.vis.quality.shadowsize == 4096
+
+
 def test_reacher_state_prefix_is_arm_proprioception_only():
     env = make_env("Reacher-v5", render_size=16)
     obs, _ = env.reset(seed=0)
