@@ -115,6 +115,7 @@ class EvalRow:
     complete: bool = True  # False: a run stopped before all its seeds (recorded by newer files)
     proposal: bool = False  # a learned proposal acted alone or seeded the search
     search: str = "cem"  # the planner's setting: "none" ran the proposal's plan with no world-model search
+    two_level: bool = False  # a macro-step model picked the search's sub-goals (--macro-model)
     predictor_hash: str = ""  # of the world model, when the file records it
     proposal_hash: str = ""  # of the proposal that acted or seeded the search, when the file records it
 
@@ -126,7 +127,8 @@ class EvalRow:
     def method_text(self) -> str:
         """What chose the actions: the headline mixes planner rows with the proposal acting alone."""
         if self.policy == "planner" and self.search != "none":
-            return "CEM + world model" + (" + learned proposal" if self.proposal else "")
+            return ("CEM + world model" + (" + learned proposal" if self.proposal else "")
+                    + (" + macro-step model (two-level)" if self.two_level else ""))
         if self.policy in ("planner", "proposal"):
             return "learned proposal alone (no world model)"
         return self.policy
@@ -312,6 +314,7 @@ def _eval_row(rel: str, data: dict[str, Any]) -> EvalRow:
         complete=data.get("complete") is not False,
         proposal=bool(data.get("proposal")),
         search=str((data.get("planner") or {}).get("search") or "cem"),
+        two_level=bool(data.get("macro_model")),
         predictor_hash=str((data.get("model") or {}).get("predictor_hash") or "") if isinstance(data.get("model"), dict) else "",
         proposal_hash=str((data.get("proposal") or {}).get("weights_hash") or "") if isinstance(data.get("proposal"), dict) else "",
     )

@@ -213,6 +213,11 @@ def test_a_planner_row_that_ran_no_search_reads_as_the_proposal_alone(results_di
     path.write_text(json.dumps({**data, "proposal": {"path": "embedded in default"}, "planner": {"search": "cem"}}))
     rows = {r.stem: r for r in rt.load_results(results_dir).evals}
     assert rows["Push-planner-image-goal"].method_text() == "CEM + world model + learned proposal"
+    path.write_text(json.dumps({**data, "proposal": {"path": "embedded in default"}, "planner": {"search": "cem"},
+                                "macro_model": {"path": "runs/macro5", "macro_steps": 5}}))
+    rows = {r.stem: r for r in rt.load_results(results_dir).evals}
+    assert rows["Push-planner-image-goal"].method_text() == ("CEM + world model + learned proposal"
+                                                             " + macro-step model (two-level)")
     path.write_text(json.dumps({**data, "proposal": {"path": "embedded in default"}, "planner": {"search": "none"}}))
     rows = {r.stem: r for r in rt.load_results(results_dir).evals}
     assert rows["Push-planner-image-goal"].method_text() == "learned proposal alone (no world model)"
