@@ -43,9 +43,9 @@ for stage in $STAGES; do case $stage in
     done ;;
   eval)
     ev a Push 1000 50 "Push-v3.1-hierarchy-cem100x3" "${FLAT[@]}" "${MACRO[@]}" --macro-every "$EVERY"
+    ev a Push 1000 50 "Push-v3.1-both-cem8x1-proposal" "${PROP[@]}" "${MACRO[@]}" --macro-every "$EVERY"
     ev a Reach 1000 50 "Reach-v3.1-hierarchy-cem100x3" "${FLAT[@]}" "${MACRO[@]}" --macro-every "$EVERY"
     ev a Reach 1000 50 "Reach-v3.1-both-cem8x1-proposal" "${PROP[@]}" "${MACRO[@]}" --macro-every "$EVERY"
-    ev b PickPlace 1000 50 "PickPlace-v3.1-hierarchy-cem100x3" "${FLAT[@]}" "${MACRO[@]}" --macro-every "$EVERY"
-    ev b Push 1000 50 "Push-v3.1-both-cem8x1-proposal" "${PROP[@]}" "${MACRO[@]}" --macro-every "$EVERY"
-    ev b PickPlace 1000 50 "PickPlace-v3.1-both-cem8x1-proposal" "${PROP[@]}" "${MACRO[@]}" --macro-every "$EVERY" ;;
+    ev a PickPlace 1000 50 "PickPlace-v3.1-both-cem8x1-proposal" "${PROP[@]}" "${MACRO[@]}" --macro-every "$EVERY"
+    ev b PickPlace 1000 50 "PickPlace-v3.1-hierarchy-cem100x3" "${FLAT[@]}" "${MACRO[@]}" --macro-every "$EVERY" ;;
 esac; done
