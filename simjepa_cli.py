@@ -204,8 +204,8 @@ def _planner_options(fn):
         click.option("--macro-horizon", type=SMALL, default=None,
                      help="With --macro-model: macro-steps planned (k env steps each) by the high level."),
         click.option("--macro-every", type=SMALL, default=None,
-                     help="With --macro-model: env steps between high-level searches, the sub-goal held in between "
-                          "(default 1: every step; k: once per macro-step, a k-th of the high level's cost)."),
+                     help="With --macro-model: the high level searches again once its sub-goal is this many env steps "
+                          "old, holding it until then (default 1: at every re-plan; k: about once per macro-step)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
