@@ -94,8 +94,7 @@ class HighLevelPlanner:
 
     def reset(self) -> None:
         """A new episode: no previous macro-plan to warm start from or to hold."""
-        self._prev: torch.Tensor | None = None
-        self._held: HighLevelResult | None = None
+        self._held: HighLevelResult | None = None  # the last search's result
         self._age = 0  # env steps since the held plan was made
 
     def stay(self, context: Context, action_dim: int) -> torch.Tensor:
@@ -118,9 +117,11 @@ class HighLevelPlanner:
             if self._age < self.replan_every:
                 return self._held
         contexts = [Context(c.feats[-1:], c.states[-1:], c.actions[:0]) for c in contexts]
-        init = self._prev if self.config.cem.warm_start and self._prev is not None else self.stay(contexts[0], action_dim)
+        if self.config.cem.warm_start and self._held is not None:
+            init = torch.from_numpy(self._held.plan.actions)
+        else:
+            init = self.stay(contexts[0], action_dim)
         result = self.planner.plan(list(contexts), list(goals), action_dim, None, init, generator)
-        self._prev = torch.from_numpy(result.actions)
         plan = torch.from_numpy(result.actions[None])  # [1, H, A]
         cfg = self.config
         preds = [imagine(self.predictor, c, plan, self.advance, cfg.normalize_inputs, cfg.autocast)[0][0]
@@ -157,12 +158,13 @@ def load_high_level(path: str | Path, world_model: Any, overrides: dict[str, Any
     if tuple(macro.grid) != tuple(world_model.grid):
         raise PlannerConfigError(f"{path} predicts a {macro.grid} token grid, the world model encodes {world_model.grid}")
     overrides = dict(overrides or {})
-    every = overrides.pop("replan_every", None) or 1
+    every = overrides.pop("replan_every", 1)
     planner = {**tuned_planner_defaults(macro.planner), "all_steps": True, "warm_start": False}
     config = PlannerConfig.from_flat(planner, overrides)
     identity = {"path": str(path), "macro_steps": k,
                 "search": {n: getattr(config.cem, n) for n in ("samples", "iterations", "topk", "horizon")}}
-    if every != 1:  # files of two-level runs that re-planned the high level at every step keep their identity
-        identity["replan_every"] = int(every)
-    return HighLevelPlanner(macro.predictor, k, None, config, identity, replan_every=every)
+    high = HighLevelPlanner(macro.predictor, k, None, config, identity, replan_every=every)
+    if high.replan_every != 1:  # files of two-level runs that re-planned the high level at every step keep their identity
+        identity["replan_every"] = high.replan_every
+    return high
 

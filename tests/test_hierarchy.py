@@ -113,6 +113,22 @@ def test_high_level_holds_its_subgoal_for_replan_every_env_steps():
         HighLevelPlanner(Recorder(), 5, None, cfg, replan_every=0)
 
 
+def test_a_warm_started_high_level_starts_from_its_last_macro_plan():
+    cfg = PlannerConfig.from_flat({"samples": 8, "iterations": 1, "topk": 2, "horizon": 2, "autocast": False,
+                                   "warm_start": True})
+    high = HighLevelPlanner(Recorder(), 5, None, cfg)
+    inits = []
+    search = high.planner.plan
+    high.planner.plan = lambda c, g, a, gs, init, gen: inits.append(init) or search(c, g, a, gs, init, gen)
+    c = Context(torch.randn(1, 4, 6), torch.zeros(1, 7), torch.zeros(0, 7))
+    first = high.subgoals([c], [torch.randn(4, 6)], 7)
+    high.subgoals([c], [torch.randn(4, 6)], 7)
+    assert torch.equal(inits[1], torch.from_numpy(first.plan.actions))
+    high.reset()
+    high.subgoals([c], [torch.randn(4, 6)], 7)
+    assert torch.equal(inits[2], high.stay(c, 7))  # a new episode starts from "keep still"
+
+
 def _macro_file(tmp_path, k: int, encoder: dict | None = None):
     src = array_source(n_eps=3, steps=20)
     if encoder is not None:
@@ -133,6 +149,8 @@ def test_load_high_level_refuses_one_step_models_and_other_encoders(tmp_path):
     assert high.replan_every == 1 and "replan_every" not in high.identity
     held = load_high_level(tmp_path / "m4", base, {"replan_every": 4})
     assert held.replan_every == 4 and held.identity["replan_every"] == 4
+    with pytest.raises(PlannerConfigError, match="replan_every"):
+        load_high_level(tmp_path / "m4", base, {"replan_every": 0})
 
 
 def test_agent_steers_the_low_level_to_the_high_levels_subgoal_without_reading_the_goal_state():
