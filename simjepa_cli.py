@@ -392,6 +392,9 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
 @click.option("--macro-steps", type=_ints(1, 64), default=1, show_default=True,
               help="k > 1 trains a macro-step (high-level) model: each predicted frame is k env steps ahead, its action "
                    "the mean of the k actions (gripper: the last command). Plan with it by --macro-model.")
+@click.option("--residual", is_flag=True,
+              help="Predict each frame's change from the last one (the untrained model copies the last frame): for "
+                   "envs whose frames change little per step, e.g. Pusher-v5. Not exportable to the official layout.")
 @click.option("--val-fraction", type=_Real(0, 1, max_open=True), default=0.1, show_default=True, help="Held-out episodes.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, split and window sampling.")
 @click.option("--ckpt-every", type=STEPS, default=500, show_default=True, help="Checkpoint (resumable) every N steps.")
@@ -408,7 +411,7 @@ def encode_cmd(data, encoder_name, out, image_size, token_pool, batch_size, prec
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, rollout, val_rollout, macro_steps,
-              val_fraction, seed, ckpt_every, workers, encoder_name, stop_after, init, plan_seconds, quiet) -> None:
+              residual, val_fraction, seed, ckpt_every, workers, encoder_name, stop_after, init, plan_seconds, quiet) -> None:
     """Train the action-conditioned predictor on a feature cache (teacher forcing + rollout loss).
 
     Writes OUT/final.pt (world model: predictor + encoder reference, so `--model OUT` works),
@@ -431,7 +434,7 @@ def train_cmd(features, out, config_name, loss, steps, batch_size, lr, context, 
 
     cfg = TrainConfig(out=out, config=config_name, loss=loss, steps=steps, batch_size=batch_size, lr=lr, context=context,
                       rollout=rollout, val_rollout=val_rollout, macro_steps=macro_steps, val_fraction=val_fraction,
-                      seed=seed, init=init,
+                      seed=seed, init=init, residual=residual,
                       ckpt_every=ckpt_every, workers=workers, stop_after=stop_after, progress=not quiet)
     encoder = None
     if encoder_name is not None:
@@ -486,6 +489,10 @@ def _record_search_budget(out: str, target_s: float) -> None:
                    "(--queries learned queries cross-attend over every token; can find a small object such as the cube; "
                    "holds every token in memory: about 1.5 MB per 60-step episode at 8x8 tokens of 192 dims).")
 @click.option("--queries", type=SMALL, default=4, show_default=True, help="Learned queries of the attentive head.")
+@click.option("--modes", type=SMALL, default=1, show_default=True,
+              help="Action sequences proposed per call, each with a learned score; acting takes the best-scored one. "
+                   "K > 1 trains them winner-takes-all: for teachers whose actions jump between opposite values at a "
+                   "decision (a side to approach from), where one regressor would average them to a stall.")
 @click.option("--hidden", type=_ints(1, 65_536), default=512, show_default=True, help="MLP width.")
 @click.option("--depth", type=SMALL, default=3, show_default=True, help="MLP hidden layers.")
 @click.option("--last-frame-prob", type=_Real(0, 1), default=0.5, show_default=True,
@@ -506,7 +513,7 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--ckpt-every", type=STEPS, default=250, show_default=True, help="Save resumable state every N steps.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
-def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, head, queries, hidden, depth,
+def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, head, queries, modes, hidden, depth,
                        last_frame_prob, labels, proprio_delta, locate_object, val_fraction, seed, ckpt_every, quiet) -> None:
     """Train a goal-conditioned action proposal on frozen features (behaviour cloning, hindsight goals).
 
@@ -522,12 +529,14 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
       simjepa train-proposal --features feats/push --out runs/p.pt --steps 500 --threads 1 --quiet
       simjepa train-proposal --features feats/push --out runs/p_att.pt --head attentive --queries 4
       simjepa train-proposal --features feats/push --out runs/p_obj.pt --head attentive --locate-object 0.2
+      simjepa train-proposal --features feats/pusher --out runs/p_modes.pt --head attentive --modes 4 --proprio-delta
       simjepa evaluate --env simjepa/Push-v0 --episodes 10 --seed-start 500 --proposal runs/proposal.pt --out runs/e
     """
     from envs import object_state
     from world_model.proposal import ProposalTrainConfig, open_caches, train_proposal
 
-    cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, head=head, queries=queries, hidden=hidden, depth=depth, steps=steps,
+    cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, head=head, queries=queries, modes=modes,
+                              hidden=hidden, depth=depth, steps=steps,
                               batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, proprio_delta=proprio_delta, labels=labels,
                               locate_object=locate_object, val_fraction=val_fraction,
                               seed=seed, ckpt_every=ckpt_every, progress=not quiet)

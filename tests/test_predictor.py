@@ -151,3 +151,27 @@ def test_load_errors_are_one_line(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(CheckpointError, match="without final.pt"):
         load_predictor(tmp_path / "run")
+
+
+def test_a_residual_predictor_starts_by_copying_its_input_and_decodes_as_its_forward(tmp_path):
+    """--residual: the head predicts the change, starting at zero, so the untrained model is copy-last."""
+    from world_model.predictor import normalize_reps
+
+    pred = build_predictor("tiny", embed_dim=32, residual=True).eval()
+    feats, actions, states = _inputs(pred)
+    z = normalize_reps(feats)  # the predictor's inputs are layer-normed, as training and planning feed them
+    with torch.no_grad():
+        assert torch.allclose(normalize_reps(pred(z, actions, states)), z, atol=1e-4)
+        torch.nn.init.normal_(pred.predictor_proj.weight, std=0.05)  # a trained change: no longer a copy
+        whole = pred(z, actions, states)
+        assert not torch.allclose(normalize_reps(whole), z, atol=1e-2)
+        cache = pred.new_kv_cache(2, 3, 16)
+        steps = [pred.decode_step(z[:, t], actions[:, t], states[:, t], cache) for t in range(3)]
+    assert torch.allclose(torch.stack(steps, 1), whole, atol=1e-5)
+    save_predictor(tmp_path / "r.pt", pred)
+    back = load_predictor(tmp_path / "r.pt").eval()
+    assert back.config.residual
+    with torch.no_grad():
+        assert torch.equal(back(z, actions, states), whole)
+    with pytest.raises(ValueError, match="no official layout"):
+        to_official(pred)

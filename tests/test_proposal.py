@@ -376,3 +376,32 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
                           "--proposal", "none", "--out", str(tmp_path / "e")]) == 2
     assert cli_exit_code(["evaluate", "--env", "simjepa/Push-v0", "--episodes", "1", "--policy", "random",
                           "--proposal", str(tmp_path / "p.pt"), "--out", str(tmp_path / "e")]) == 2
+
+
+def _coin_cache() -> FakeCache:
+    """Labels +0.8 or -0.8 on joint 0 by a coin the inputs do not show: a teacher's threshold the frame cannot resolve."""
+    cache = FakeCache(n=16, steps=8, seed=8)
+    rng = np.random.default_rng(9)
+    for i in range(len(cache.episodes)):
+        feats, actions, states = cache._eps[i]
+        feats[:] = 0
+        states[:] = 0
+        actions[:] = 0
+        actions[:, 0] = 0.8 * rng.choice([-1.0, 1.0], len(actions))
+    return cache
+
+
+def test_several_modes_hold_both_branches_of_a_decision_one_regressor_cannot(tmp_path):
+    train = dict(steps=300, batch_size=64, lr=3e-3, val_fraction=0.25, horizon=1)
+    one = train_proposal(_cfg(tmp_path, "one.pt", **train), [_coin_cache()])
+    two = train_proposal(_cfg(tmp_path, "two.pt", modes=2, **train), [_coin_cache()])
+    assert "val_l1_best_mode" not in one
+    # one regressor is wrong by 1.6 on half the labels whatever it outputs; the nearest of two modes is never wrong
+    assert two["val_l1_best_mode"] < 0.02 < 0.09 < one["val_l1"]
+    f, g = torch.zeros(16, DIM), torch.zeros(16, DIM)
+    net = load_proposal(tmp_path / "two.pt")
+    assert net.config.modes == 2 and abs(float(net.propose(f, np.zeros(7), g)[0, 0])) > 0.6  # a committed branch
+    zeros = torch.zeros(1, net.config.frame_dim)
+    modes, scores = net(zeros, torch.zeros(1, 7), zeros, all_modes=True)
+    assert modes.shape == (1, 2, 1, 7) and scores.shape == (1, 2)
+    assert sorted(float(m) for m in modes[0, :, 0, 0]) == pytest.approx([-0.8, 0.8], abs=0.1)

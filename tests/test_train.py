@@ -261,3 +261,17 @@ def test_validation_scores_rollouts_in_l1_and_l2_against_copy_last():
     assert val["copy_last_l1"]["1"] == pytest.approx(float(diff.abs().mean()), rel=1e-5)
     assert val["copy_last_l2"]["1"] == pytest.approx(float(diff.square().mean()), rel=1e-5)
     assert val["rollout_l2"]["1"] > 0 and val["rollout_l2"]["1"] != val["rollout_l1"]["1"]
+
+
+def test_a_residual_model_starts_at_copy_last(tmp_path):
+    """`train --residual`: at a negligible learning rate val.json's 1-step L1 is copy-last's (a whole-frame
+    model's is far from it), the setting is recorded, and --init refuses a model of the other kind."""
+    src = array_source(n_eps=6, steps=10)
+    still = train(tiny_cfg(tmp_path / "still", residual=True, steps=1, lr=1e-12, val_fraction=0.34), src)
+    assert still["rollout_l1"]["1"] == pytest.approx(still["copy_last_l1"]["1"], rel=1e-3)
+    whole = train(tiny_cfg(tmp_path / "whole", steps=1, lr=1e-12, val_fraction=0.34), src)
+    assert whole["rollout_l1"]["1"] > 1.5 * whole["copy_last_l1"]["1"]
+    assert json.loads((tmp_path / "still" / "train_config.json").read_text())["residual"] is True
+    assert load_world_model(tmp_path / "still", with_encoder=False).predictor.config.residual
+    with pytest.raises(TrainError, match="--residual exactly when"):
+        train(tiny_cfg(tmp_path / "mixed", steps=1, init=str(tmp_path / "still")), src)

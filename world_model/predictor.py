@@ -45,6 +45,11 @@ class PredictorConfig:
     ``use_extrinsics`` adds the extra per-step token. ``rope_grid``: the official model scales patch
     positions by ``grid_size / H`` with ``grid_size`` its configured grid height; None means "the
     grid of the input", i.e. scale 1, which is what every official configuration computes.
+    ``residual``: the output is the input frame plus the head's output, and the head starts at zero,
+    so an untrained model already copies the last frame. Why: where a frame changes little per step
+    (Pusher-v5's arm moves a few pixels), copying the last frame is a strong one-step guess that a
+    model predicting the whole frame must first learn to match. Not part of the official
+    architecture: such a predictor does not export to the official layout.
     """
 
     embed_dim: int
@@ -60,6 +65,7 @@ class PredictorConfig:
     norm_eps: float = 1e-6
     rope_grid: int | None = None
     init_std: float = 0.02
+    residual: bool = False  # predict the change from the input frame (not in the official model; files before it: no)
 
     @property
     def cond_tokens(self) -> int:
@@ -122,6 +128,8 @@ class ACPredictor(nn.Module):
         self.predictor_norm = nn.LayerNorm(c.width, eps=c.norm_eps)
         self.predictor_proj = nn.Linear(c.width, c.embed_dim)
         self._init_weights()
+        if c.residual:  # the change starts at zero: the untrained model copies its input frame
+            nn.init.zeros_(self.predictor_proj.weight)
         self._mask_cache: dict[tuple, torch.Tensor] = {}
         self._pos_cache: dict[tuple, torch.Tensor] = {}
         self._block_step = None  # torch.compile'd Block.forward_cached, see compile_decode
@@ -267,7 +275,8 @@ class ACPredictor(nn.Module):
         cache.length, cache.steps = start + k + n, cache.steps + 1
         if not project:
             return None
-        return self.predictor_proj(self.predictor_norm(x[:, k:]))  # [b, N, D]
+        out = self.predictor_proj(self.predictor_norm(x[:, k:]))  # [b, N, D]
+        return out + feats if c.residual else out
 
     def forward(
         self,
@@ -299,7 +308,8 @@ class ACPredictor(nn.Module):
         pos = self.positions(t, h, w, x.device)  # [T*(K+N), 3]
         x = self.run_blocks(x, pos, self.mask(t, k + n, x.device), reference)
         x = x.unflatten(1, (t, k + n))[:, :, k:]  # [B, T, N, W]
-        return self.predictor_proj(self.predictor_norm(x))  # [B, T, N, D]
+        out = self.predictor_proj(self.predictor_norm(x))  # [B, T, N, D]
+        return out + feats if c.residual else out
 
 
 # --- construction and loading --------------------------------------------------------------------
@@ -347,6 +357,9 @@ def from_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> ACPredic
 
 def to_official(model: ACPredictor) -> dict[str, dict[str, torch.Tensor]]:
     """Our weights in the official file layout ``{"predictor": {"module.<key>": tensor}}``."""
+    if model.config.residual:
+        raise ValueError("a residual predictor (train --residual) has no official layout: the official model "
+                         "predicts whole frames, and these weights predict changes")
     return {"predictor": {f"module.{k}": v.detach().cpu() for k, v in model.state_dict().items()}}
 
 

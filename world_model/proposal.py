@@ -22,7 +22,16 @@ not express the scripted controller's strongest torques at all.
 
 Training: episode ``e``, step ``t``, goal frame ``g`` in ``(t, T]`` (the last frame with probability
 ``last_frame_prob``, else uniform): predict ``actions[t : t + horizon]`` (steps past the episode end
-are masked), L1 loss. Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
+are masked), L1 loss.
+
+Several modes (``modes`` K > 1): the network proposes K action sequences and scores them; training is
+multiple-choice learning (winner takes most): only the sequence closest to the label learns from it
+(the others with weight ``MODE_SPILL``, so none is left untrained), and a cross-entropy teaches the
+scores which one that was; acting takes the best-scored one. Why: a teacher that decides by
+thresholds (Pusher-v5's scripted controller picks a side of the object, a turn of the fork) gives
+opposite full torques on either side of a threshold, and one L1 regressor fits their median, about
+zero: the arm stalls exactly where a decision is due. K sequences can hold both branches and the
+score picks one. Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
 and re-run resumes to the same weights as an uninterrupted one (state in ``OUT.run/state.pt``).
 """
 from __future__ import annotations
@@ -45,6 +54,9 @@ from .attentive import AttentivePool
 from .checkpoints import CheckpointError, read_model, save_model
 from .data import split_episodes
 from .training_loop import RunState, SkippedBatches, adamw, set_lr, warmup_cosine, write_row
+
+MODE_SPILL = 0.05  # share of a label's weight the non-winning modes split (relaxed winner-takes-all)
+MODE_SCORE_WEIGHT = 0.1  # weight of the modes' cross-entropy beside the action L1
 
 PROPOSAL_KIND = "proposal"
 HEADS = ("pooled", "attentive")
@@ -72,6 +84,7 @@ class ProposalNetConfig:
     head: str = "pooled"  # how a frame's tokens become a vector: "pooled" | "attentive" (files before it: pooled)
     queries: int = 4  # the attentive head's learned queries
     object_dim: int = 0  # > 0: a linear head locates the task's object in each frame; its estimates feed the MLP
+    modes: int = 1  # > 1: K proposed action sequences and a score for each; acting takes the best (files before it: 1)
 
     @property
     def object_in(self) -> int:
@@ -154,7 +167,8 @@ class ProposalNet(nn.Module):
                                    nn.LayerNorm(config.hidden), nn.GELU()]
         for _ in range(config.depth - 1):
             layers += [nn.Linear(config.hidden, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
-        layers.append(nn.Linear(config.hidden, config.horizon * config.action_dim))
+        scores = config.modes if config.modes > 1 else 0
+        layers.append(nn.Linear(config.hidden, config.modes * config.horizon * config.action_dim + scores))
         self.mlp = nn.Sequential(*layers)
         # proprio normalisation, fitted on the training data (saved with the weights)
         self.register_buffer("state_mean", torch.zeros(config.proprio_in))
@@ -164,9 +178,10 @@ class ProposalNet(nn.Module):
             self.register_buffer("object_std", torch.ones(config.object_dim))
 
     def forward(self, cur: torch.Tensor, state: torch.Tensor, goal: torch.Tensor,
-                with_object: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Actions ``[B, H, A]``; ``with_object`` also returns the object head's normalised estimates for the
-        current frame and the goal (``[B, O]`` each; training's auxiliary loss)."""
+                with_object: bool = False, all_modes: bool = False) -> Any:
+        """Actions ``[B, H, A]`` (of the best-scored mode); ``all_modes``: every mode's ``[B, K, H, A]`` and
+        their scores ``[B, K]`` instead (training). ``with_object`` also returns the object head's normalised
+        estimates for the current frame and the goal (``[B, O]`` each; training's auxiliary loss)."""
         s = (state.float() - self.state_mean) / self.state_std
         if self.config.head == "attentive":
             cur, goal = self.pool(cur), self.pool(goal)  # [B, K*D] each
@@ -176,8 +191,16 @@ class ProposalNet(nn.Module):
             obj_cur, obj_goal = self.locate(cur), self.locate(goal)  # [B, O] each
             # detached: the head learns only to locate; the MLP reads its estimates as features
             parts += [obj_cur.detach(), obj_goal.detach(), (obj_goal - obj_cur).detach()]
-        out = self.config.action_bound * torch.tanh(self.mlp(torch.cat(parts, dim=-1)))
-        actions = out.reshape(*out.shape[:-1], self.config.horizon, self.config.action_dim)
+        c = self.config
+        raw = self.mlp(torch.cat(parts, dim=-1))  # [B, K*H*A (+ K scores)]
+        n = c.modes * c.horizon * c.action_dim
+        modes = (c.action_bound * torch.tanh(raw[..., :n])).reshape(*raw.shape[:-1], c.modes, c.horizon, c.action_dim)
+        scores = raw[..., n:] if c.modes > 1 else raw.new_zeros(*raw.shape[:-1], 1)  # [B, K]
+        if all_modes:
+            actions = (modes, scores)
+        else:
+            best = scores.argmax(-1)  # [B]
+            actions = torch.take_along_dim(modes, best[..., None, None, None], dim=-3).squeeze(-3)  # [B, H, A]
         if with_object:
             if obj_cur is None:
                 raise ProposalError("this proposal has no object head (trained without --locate-object)")
@@ -379,6 +402,26 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return ((pred - target).abs().mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def action_losses(out: Any, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``loss`` and ``l1`` (of the actions acting would take) for the network's ``all_modes`` output
+    ``(modes [B, K, H, A], scores [B, K])`` against ``target [B, H, A]`` with step ``mask [B, H]``.
+
+    One mode: plain masked L1. Several: relaxed winner-takes-all L1 plus the scores' cross-entropy
+    towards the winner (module docstring); ``l1`` is the best-scored mode's, what acting executes."""
+    modes, scores = out
+    per = ((modes - target[:, None]).abs().mean(-1) * mask[:, None]).sum(-1) / mask.sum(-1, keepdim=True).clamp_min(1.0)  # [B, K]
+    k = per.shape[-1]
+    if k == 1:
+        l1 = per[:, 0].mean()
+        return {"loss": l1, "l1": l1}
+    win = per.detach().argmin(-1)  # [B]
+    weight = torch.full_like(per, MODE_SPILL / (k - 1)).scatter(-1, win[:, None], 1.0 - MODE_SPILL)
+    fit = (per * weight).sum(-1).mean()
+    score = F.cross_entropy(scores, win)
+    chosen = per.gather(-1, scores.detach().argmax(-1, keepdim=True)).mean()
+    return {"loss": fit + MODE_SCORE_WEIGHT * score, "l1": chosen.detach(), "l1_best_mode": per.min(-1).values.mean().detach()}
+
+
 # --- training ---------------------------------------------------------------------------------------
 @dataclass
 class ProposalTrainConfig:
@@ -399,6 +442,7 @@ class ProposalTrainConfig:
     labels: str = "executed"  # or "expert": the expert's clean actions of `collect --policy dart` episodes (DART)
     head: str = "pooled"  # or "attentive": learned queries over every token (see ProposalNetConfig)
     queries: int = 4
+    modes: int = 1  # > 1: K proposed action sequences trained by winner-takes-all (see the module docstring)
     # > 0: weight of an auxiliary L1 loss that trains a head to locate the task's object (its position in the
     # training episodes' simulator state, a label like the expert's actions; never an input when acting)
     locate_object: float = 0.0
@@ -409,7 +453,7 @@ class ProposalTrainConfig:
     progress: bool = True
 
     def check(self) -> None:
-        for name in ("horizon", "pool_grid", "hidden", "depth", "steps", "batch_size", "ckpt_every", "queries"):
+        for name in ("horizon", "pool_grid", "hidden", "depth", "steps", "batch_size", "ckpt_every", "queries", "modes"):
             if int(getattr(self, name)) < 1:
                 raise ProposalError(f"{name}={getattr(self, name)} must be >= 1")
         if not 0.0 <= self.last_frame_prob <= 1.0:
@@ -432,7 +476,7 @@ class ProposalTrainConfig:
         ident = {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
         if self.head == "pooled":  # runs started before the option existed resume
             del ident["head"], ident["queries"]
-        for name, default in (("proprio_delta", False), ("labels", "executed"), ("locate_object", 0.0)):
+        for name, default in (("proprio_delta", False), ("labels", "executed"), ("locate_object", 0.0), ("modes", 1)):
             if ident[name] == default:  # runs started before the option existed resume
                 del ident[name]
         return ident
@@ -443,10 +487,9 @@ def _losses(net: ProposalNet, batch: Sequence[torch.Tensor], cfg: ProposalTrainC
     absolute error in the state's units (metres for our cubes) over the current and goal frames."""
     cur, st, goal, act, mask = batch[:5]
     if not net.config.object_dim:
-        l1 = masked_l1(net(cur, st, goal), act, mask)
-        return {"loss": l1, "l1": l1}
-    pred, obj_cur, obj_goal = net(cur, st, goal, with_object=True)
-    l1 = masked_l1(pred, act, mask)
+        return action_losses(net(cur, st, goal, all_modes=True), act, mask)
+    out, obj_cur, obj_goal = net(cur, st, goal, with_object=True, all_modes=True)
+    acts = action_losses(out, act, mask)
     true_cur, true_goal, has = batch[5:]
     err = torch.cat([obj_cur - (true_cur - net.object_mean) / net.object_std,
                      obj_goal - (true_goal - net.object_mean) / net.object_std]).abs()  # [2B, O]
@@ -454,7 +497,7 @@ def _losses(net: ProposalNet, batch: Sequence[torch.Tensor], cfg: ProposalTrainC
     n = (w.sum() * err.shape[-1]).clamp_min(1.0)
     obj = (err * w).sum() / n
     metres = (err * net.object_std * w).sum() / n
-    return {"loss": l1 + cfg.locate_object * obj, "l1": l1, "object_m": metres.detach()}
+    return {**acts, "loss": acts["loss"] + cfg.locate_object * obj, "object_m": metres.detach()}
 
 
 def _val_loss(net: ProposalNet, episodes: Sequence[PooledEpisode], ids: Sequence[int],
@@ -467,6 +510,8 @@ def _val_loss(net: ProposalNet, episodes: Sequence[PooledEpisode], ids: Sequence
     with torch.no_grad():
         out = _losses(net, batch, cfg)
     row: dict[str, float | None] = {"val_l1": float(out["l1"])}
+    if "l1_best_mode" in out:  # how close the nearest mode came: the gap to val_l1 is the scores' error
+        row["val_l1_best_mode"] = float(out["l1_best_mode"])
     if "object_m" in out:
         row["val_object_m"] = float(out["object_m"])
     return row
@@ -497,7 +542,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any],
                                 action_bound=meta["action_bound"],
                                 horizon=cfg.horizon, pool_grid=cfg.pool_grid, hidden=cfg.hidden, depth=cfg.depth,
                                 proprio_delta=cfg.proprio_delta, head=cfg.head, queries=cfg.queries,
-                                object_dim=meta["object_dim"])
+                                object_dim=meta["object_dim"], modes=cfg.modes)
     net = ProposalNet(net_cfg)
     all_states = torch.cat([proprio_input(e.proprio, torch.cat([e.proprio[:1], e.proprio[:-1]]), cfg.proprio_delta)
                             for e in episodes])  # the inputs training sees: step 0's previous state is itself

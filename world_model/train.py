@@ -67,6 +67,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     context: int = 3
     rollout: int = 2
+    residual: bool = False  # predict the change from the last frame (PredictorConfig.residual)
     macro_steps: int = 1  # k > 1: a macro-step model, one predicted frame per k env steps (data.macro_actions)
     val_rollout: int = 8
     val_fraction: float = 0.1
@@ -148,7 +149,8 @@ def train(cfg: TrainConfig, source: EpisodeSource, dist_info: Dist | None = None
 
     # model and optimizer: a fresh init, a resumed run, or fine-tuning from another world model
     torch.manual_seed(cfg.seed)
-    model = ACPredictor(predictor_config(cfg.config, info["embed_dim"], info["action_dim"], info["state_dim"])).to(d.device)
+    model = ACPredictor(predictor_config(cfg.config, info["embed_dim"], info["action_dim"], info["state_dim"],
+                                            residual=cfg.residual)).to(d.device)
     opt = make_optimizer(model, cfg)
     stop = min(cfg.steps, cfg.stop_after) if cfg.stop_after is not None else cfg.steps
     run = RunState(out / CHECKPOINT_NAME, out / METRICS_NAME, STATE_FORMAT, cfg.identity(), every=cfg.ckpt_every,
@@ -302,6 +304,10 @@ def init_weights_from(model: ACPredictor, init: str, encoder: Mapping[str, Any])
             f"--init {init} was trained on features of encoder {encoder_hash}, this cache was made by "
             f"{encoder['name']!r} ({encoder['weights_hash']}); fine-tune on caches of the same encoder"
         )
+    if predictor.config.residual != model.config.residual:
+        word = {True: "a residual", False: "a whole-frame"}
+        raise TrainError(f"--init {init} holds {word[predictor.config.residual]} predictor and this run trains "
+                         f"{word[model.config.residual]} one; pass --residual exactly when the init model has it")
     if asdict(predictor.config) != asdict(model.config):
         raise TrainError(f"--init {init} holds a predictor of another shape than --config and this cache give "
                          f"({predictor.config.width} wide x {predictor.config.depth}); pass the same --config")
