@@ -275,3 +275,13 @@ def test_a_residual_model_starts_at_copy_last(tmp_path):
     assert load_world_model(tmp_path / "still", with_encoder=False).predictor.config.residual
     with pytest.raises(TrainError, match="--residual exactly when"):
         train(tiny_cfg(tmp_path / "mixed", steps=1, init=str(tmp_path / "still")), src)
+
+
+def test_the_cli_trains_a_residual_model(tmp_path, capsys):
+    enc = load_encoder("vit_tiny", image_size=32)
+    cache = write_cache(tmp_path / "feats", synthetic_episodes(n_eps=3, steps=9, dim=192), encoder_identity(enc), (2, 2))
+    code, err = _cli(["train", "--features", str(cache), "--config", "tiny", "--batch-size", "4", "--val-fraction", "0.34",
+                      "--workers", "0", "--quiet", "--steps", "2", "--plan-seconds", "0", "--residual",
+                      "--out", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    assert load_world_model(tmp_path / "r", with_encoder=False).predictor.config.residual
