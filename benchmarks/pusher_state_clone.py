@@ -12,6 +12,8 @@ round; frames are never rendered.
 
     python benchmarks/pusher_state_clone.py --cache feats/pusher3/expert --rounds 4 \
         --json benchmarks/results/adapter/pusher_state_clone_dagger.json
+    python benchmarks/pusher_state_clone.py --cache feats/pusher3/expert --rounds 4 --inputs proprio-delta \
+        --json benchmarks/results/adapter/pusher_state_clone_dagger_proprio_delta.json
 """
 from __future__ import annotations
 
@@ -28,13 +30,26 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def features(state: np.ndarray) -> np.ndarray:
-    """Pusher-v5's 23-D observation (qpos 7, qvel 7, tip 3, object 3, goal 3) plus object - tip and goal - object."""
+INPUTS = ("full", "proprio-delta")
+
+
+def features(state: np.ndarray, prev: np.ndarray | None = None, inputs: str = "full") -> np.ndarray:
+    """``full``: Pusher-v5's 23-D observation (qpos 7, qvel 7, tip 3, object 3, goal 3) plus object - tip and
+    goal - object. ``proprio-delta``: what the image proposal can get at best: qpos, its change since the
+    previous step (``prev``; zero at the start) instead of qvel, and the object's and goal's positions."""
     s = np.asarray(state, np.float32)
-    return np.concatenate([s[:20], s[17:20] - s[14:17], s[20:23] - s[17:20]])
+    if inputs == "full":
+        return np.concatenate([s[:20], s[17:20] - s[14:17], s[20:23] - s[17:20]])
+    p = s if prev is None else np.asarray(prev, np.float32)
+    return np.concatenate([s[:7], s[:7] - p[:7], s[17:23], s[20:23] - s[17:20]])
 
 
-def fit(x: np.ndarray, y: np.ndarray, steps: int, hidden: int, seed: int) -> tuple:
+def episode_features(states: np.ndarray, inputs: str) -> np.ndarray:
+    """Features of every step but the last of one recorded episode."""
+    return np.stack([features(states[t], states[t - 1] if t else None, inputs) for t in range(len(states) - 1)])
+
+
+def fit(x: np.ndarray, y: np.ndarray, steps: int, hidden: int, seed: int, inputs: str) -> tuple:
     """An MLP ``features -> torques`` in [-2, 2], L1, AdamW with a cosine schedule; returns (policy, last L1)."""
     xt, yt = torch.tensor(x), torch.tensor(y)
     mu, sd = xt.mean(0), xt.std(0).clamp_min(1e-3)
@@ -52,27 +67,29 @@ def fit(x: np.ndarray, y: np.ndarray, steps: int, hidden: int, seed: int) -> tup
         loss.backward()
         opt.step()
 
-    def policy(state: np.ndarray) -> np.ndarray:
+    def policy(state: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
         with torch.no_grad():
-            return (2 * torch.tanh(net((torch.from_numpy(features(state))[None] - mu) / sd)))[0].numpy()
+            return (2 * torch.tanh(net((torch.from_numpy(features(state, prev, inputs))[None] - mu) / sd)))[0].numpy()
 
     return policy, float(loss.detach())
 
 
-def run(env, expert, policy, seeds, beta: float = 0.0, rng=None, record: bool = False) -> tuple[int, list, list]:
+def run(env, expert, policy, seeds, inputs: str, beta: float = 0.0, rng=None,
+        record: bool = False) -> tuple[int, list, list]:
     """Episodes driven by ``policy`` (the expert's action with probability ``beta``); successes and, with
     ``record``, every visited state's features and the expert's action there."""
     xs, ys, successes = [], [], 0
     for seed in seeds:
         obs, info = env.reset(seed=int(seed))
         expert.reset()
-        ok = False
+        ok, prev = False, None
         for _ in range(100):
             label = expert.act()
             if record:
-                xs.append(features(obs["state"]))
+                xs.append(features(obs["state"], prev, inputs))
                 ys.append(label)
-            a = label if rng is not None and rng.random() < beta else policy(obs["state"])
+            a = label if rng is not None and rng.random() < beta else policy(obs["state"], prev)
+            prev = obs["state"]
             obs, _, term, trunc, info = env.step(a)
             ok = ok or bool(info["success"])
             if term or trunc:
@@ -91,6 +108,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="500-519", help="Closed-loop seeds after each round (tuning seeds).")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--inputs", choices=INPUTS, default="full", help="What the clone reads (see features()).")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -103,7 +121,7 @@ def main() -> None:
     files = sorted(glob.glob(os.path.join(args.cache, "episode_*.npz")))
     if not files:
         sys.exit(f"error: no episode_*.npz in {args.cache}")
-    x = np.concatenate([np.stack([features(s) for s in np.load(f)["states"][:-1]]) for f in files])
+    x = np.concatenate([episode_features(np.load(f)["states"], args.inputs) for f in files])
     y = np.concatenate([np.load(f)["actions"] for f in files]).astype(np.float32)
     env = BlindAdapter(gym.make("Pusher-v5"), render_size=16)
     expert = make_adapter_expert(env)
@@ -111,20 +129,21 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows, t0 = [], time.perf_counter()
     for rnd in range(args.rounds + 1):
-        policy, l1 = fit(x, y, args.steps, args.hidden, seed=rnd)
-        success, _, _ = run(env, expert, policy, seeds)
+        policy, l1 = fit(x, y, args.steps, args.hidden, seed=rnd, inputs=args.inputs)
+        success, _, _ = run(env, expert, policy, seeds, args.inputs)
         rows.append({"round": rnd, "samples": int(len(x)), "train_l1": l1, "success": success, "episodes": len(seeds),
                      "seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
         if rnd == args.rounds:
             break
         start = args.seed_start + args.episodes * rnd
-        _, xs, ys = run(env, expert, policy, range(start, start + args.episodes), beta=args.beta if rnd == 0 else 0.0,
+        _, xs, ys = run(env, expert, policy, range(start, start + args.episodes), args.inputs,
+                        beta=args.beta if rnd == 0 else 0.0,
                         rng=rng, record=True)
         x, y = np.concatenate([x, np.array(xs, np.float32)]), np.concatenate([y, np.array(ys, np.float32)])
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"command": "python " + " ".join(sys.argv), "cache_episodes": len(files), "seeds": args.seeds,
+            json.dump({"command": "python " + " ".join(sys.argv), "cache_episodes": len(files), "seeds": args.seeds, "inputs": args.inputs,
                        "protocol": "privileged (true state; diagnostic)", "rounds": rows}, fh, indent=1)
 
 

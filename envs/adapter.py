@@ -102,6 +102,9 @@ VIEWS: dict[str, dict[str, View]] = {
     "Pusher": {"table": View((0.6, -0.3, -0.25), 1.5, -55.0, 270.0)},
 }
 DEFAULT_VIEW = {"Reacher": "top", "Pusher": "table"}
+# where an adapted env's ``state`` holds its task object's position (training labels of ``train-proposal
+# --locate-object`` only): Pusher-v5's observation has the object's centre at entries 17-19
+OBJECT_STATE = {"Pusher-v5": slice(17, 20)}
 
 
 def _env_name(env: gym.Env) -> str:

@@ -28,10 +28,12 @@ def register_envs() -> None:
 
 def object_state(env_id: str) -> slice | None:
     """Where the state of ``env_id``'s observations holds the task's object position (the cube's centre), or
-    ``None`` for an env without one (Reach, adapted Gymnasium envs). Training labels only (``train-proposal
-    --locate-object``): no planner reads it."""
+    ``None`` for an env without one (Reach, Reacher-v5, most adapted Gymnasium envs; Pusher-v5 has its object).
+    Training labels only (``train-proposal --locate-object``): no planner reads it."""
     if env_id not in _ENTRY_POINTS:
-        return None
+        from .adapter import OBJECT_STATE
+
+        return OBJECT_STATE.get(env_id)
     import importlib
 
     module, cls = _ENTRY_POINTS[env_id][0].split(":")

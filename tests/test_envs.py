@@ -213,3 +213,15 @@ def test_adapter_on_reacher():
         assert isinstance(info["success"], bool)
     with pytest.raises(SimjepaError):
         env.step(np.zeros(7))
+
+
+def test_pushers_object_state_is_its_objects_centre():
+    """Pusher-v5's caches label the object head from state[17:20]: the object body's centre."""
+    env = envs.make_env("Pusher-v5", render_size=16)
+    obs, _ = env.reset(seed=5)
+    sl = envs.object_state("Pusher-v5")
+    base = env.unwrapped
+    for _ in range(3):
+        assert np.allclose(obs["state"][sl], base.data.xpos[base.model.body("object").id], atol=1e-5)
+        obs, *_ = env.step(env.action_space.sample())
+    env.close()
