@@ -96,19 +96,26 @@ def test_the_proposal_covers_the_datas_action_range(tmp_path):
     assert unit["steps"] == 6 and load_proposal(tmp_path / "u.pt").config.action_bound == 1.0
 
 
-def _velocity_cache() -> FakeCache:
-    """The action is the sign of the proprio's change since the previous step: one state alone cannot tell it."""
-    cache = FakeCache(n=16, steps=8, seed=4)
-    rng = np.random.default_rng(5)
+def _blank_cache(seed: int, label) -> FakeCache:
+    """16 episodes of blank frames, states and actions; ``label(states, actions, rng)`` writes what a test needs."""
+    cache = FakeCache(n=16, steps=8, seed=seed)
+    rng = np.random.default_rng(seed + 1)
     for i in range(len(cache.episodes)):
         feats, actions, states = cache._eps[i]
-        feats[:] = 0
-        pos = rng.uniform(-1, 1, len(states)).astype(np.float32)  # states[t, 0] random: the step to it is random
-        states[:] = 0
-        states[:, 0] = pos
-        actions[:] = 0
-        actions[:, 0] = 0.8 * np.sign(pos[:-1] - np.concatenate([pos[:1], pos[:-2]]))  # velocity into step t
+        feats[:], states[:], actions[:] = 0, 0, 0
+        label(states, actions, rng)
     return cache
+
+
+def _velocity_cache() -> FakeCache:
+    """The action is the sign of the proprio's change since the previous step: one state alone cannot tell it."""
+
+    def label(states, actions, rng):
+        pos = rng.uniform(-1, 1, len(states)).astype(np.float32)  # states[t, 0] random: the step to it is random
+        states[:, 0] = pos
+        actions[:, 0] = 0.8 * np.sign(pos[:-1] - np.concatenate([pos[:1], pos[:-2]]))  # velocity into step t
+
+    return _blank_cache(4, label)
 
 
 def test_proprio_delta_lets_the_proposal_read_a_velocity(tmp_path):
@@ -380,15 +387,11 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
 
 def _coin_cache() -> FakeCache:
     """Labels +0.8 or -0.8 on joint 0 by a coin the inputs do not show: a teacher's threshold the frame cannot resolve."""
-    cache = FakeCache(n=16, steps=8, seed=8)
-    rng = np.random.default_rng(9)
-    for i in range(len(cache.episodes)):
-        feats, actions, states = cache._eps[i]
-        feats[:] = 0
-        states[:] = 0
-        actions[:] = 0
+
+    def label(states, actions, rng):
         actions[:, 0] = 0.8 * rng.choice([-1.0, 1.0], len(actions))
-    return cache
+
+    return _blank_cache(8, label)
 
 
 def test_several_modes_hold_both_branches_of_a_decision_one_regressor_cannot(tmp_path):
