@@ -14,6 +14,8 @@ round; frames are never rendered.
         --json benchmarks/results/adapter/pusher_state_clone_dagger.json
     python benchmarks/pusher_state_clone.py --cache feats/pusher3/expert --rounds 4 --inputs proprio-delta \
         --json benchmarks/results/adapter/pusher_state_clone_dagger_proprio_delta.json
+    python benchmarks/pusher_state_clone.py --cache feats/pusher3/expert --rounds 4 --inputs proprio-delta \
+        --goal hindsight --json benchmarks/results/adapter/pusher_state_clone_dagger_hindsight.json
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 INPUTS = ("full", "proprio-delta")
+GOALS = ("true", "hindsight")
 
 
 def features(state: np.ndarray, prev: np.ndarray | None = None, inputs: str = "full") -> np.ndarray:
@@ -41,7 +44,21 @@ def features(state: np.ndarray, prev: np.ndarray | None = None, inputs: str = "f
     if inputs == "full":
         return np.concatenate([s[:20], s[17:20] - s[14:17], s[20:23] - s[17:20]])
     p = s if prev is None else np.asarray(prev, np.float32)
-    return np.concatenate([s[:7], s[:7] - p[:7], s[17:23], s[20:23] - s[17:20]])
+    goal = np.array([s[20], s[21], s[19]], np.float32)  # the goal as a goal image shows it: the object on it
+    return np.concatenate([s[:7], s[:7] - p[:7], s[17:20], goal, goal - s[17:20]])
+
+
+def hindsight(x: np.ndarray, objects: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One episode's ``proprio-delta`` features ``[T, F]`` with the goal replaced as ``train-proposal`` picks goal
+    frames: where the object is at a later step of the same episode (the last one with probability 0.5, else
+    uniform); ``objects [T+1, 3]``. The labels still aim at the env's goal, as DAgger's do."""
+    x = x.copy()
+    n = len(x)
+    for t in range(n):
+        g = n if rng.random() < 0.5 else int(rng.integers(t + 1, n + 1))
+        x[t, 17:20] = objects[g]
+        x[t, 20:23] = objects[g] - x[t, 14:17]
+    return x
 
 
 def episode_features(states: np.ndarray, inputs: str) -> np.ndarray:
@@ -77,17 +94,20 @@ def fit(x: np.ndarray, y: np.ndarray, steps: int, hidden: int, seed: int, inputs
 def run(env, expert, policy, seeds, inputs: str, beta: float = 0.0, rng=None,
         record: bool = False) -> tuple[int, list, list]:
     """Episodes driven by ``policy`` (the expert's action with probability ``beta``); successes and, with
-    ``record``, every visited state's features and the expert's action there."""
+    ``record``, per episode: (every visited state's features, the object's positions ``[T+1, 3]``) and the
+    expert's actions there."""
     xs, ys, successes = [], [], 0
     for seed in seeds:
         obs, info = env.reset(seed=int(seed))
         expert.reset()
         ok, prev = False, None
+        ex, ey, objects = [], [], []
         for _ in range(100):
             label = expert.act()
             if record:
-                xs.append(features(obs["state"], prev, inputs))
-                ys.append(label)
+                ex.append(features(obs["state"], prev, inputs))
+                ey.append(label)
+                objects.append(obs["state"][17:20])
             a = label if rng is not None and rng.random() < beta else policy(obs["state"], prev)
             prev = obs["state"]
             obs, _, term, trunc, info = env.step(a)
@@ -95,6 +115,11 @@ def run(env, expert, policy, seeds, inputs: str, beta: float = 0.0, rng=None,
             if term or trunc:
                 break
         successes += ok
+        if record:
+            xs.append(np.array(ex, np.float32))
+            ys.append(np.array(ey, np.float32))
+            objects.append(obs["state"][17:20])
+            xs[-1] = (xs[-1], np.array(objects, np.float32))
     return successes, xs, ys
 
 
@@ -109,6 +134,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--inputs", choices=INPUTS, default="full", help="What the clone reads (see features()).")
+    ap.add_argument("--goal", choices=GOALS, default="true",
+                    help="hindsight (with --inputs proprio-delta): train on goals picked as train-proposal picks goal "
+                         "frames, a later object position of the same episode, while acting sees the env's goal.")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -121,12 +149,19 @@ def main() -> None:
     files = sorted(glob.glob(os.path.join(args.cache, "episode_*.npz")))
     if not files:
         sys.exit(f"error: no episode_*.npz in {args.cache}")
-    x = np.concatenate([episode_features(np.load(f)["states"], args.inputs) for f in files])
+    if args.goal == "hindsight" and args.inputs != "proprio-delta":
+        sys.exit("error: --goal hindsight needs --inputs proprio-delta (the full inputs hold no goal position)")
+    rng = np.random.default_rng(0)
+
+    def goals(feats: np.ndarray, objects: np.ndarray) -> np.ndarray:
+        return hindsight(feats, objects, rng) if args.goal == "hindsight" else feats
+
+    x = np.concatenate([goals(episode_features(st, args.inputs), st[:, 17:20])
+                        for st in (np.load(f)["states"] for f in files)])
     y = np.concatenate([np.load(f)["actions"] for f in files]).astype(np.float32)
     env = BlindAdapter(gym.make("Pusher-v5"), render_size=16)
     expert = make_adapter_expert(env)
     seeds = seed_range(args.seeds)
-    rng = np.random.default_rng(0)
     rows, t0 = [], time.perf_counter()
     for rnd in range(args.rounds + 1):
         policy, l1 = fit(x, y, args.steps, args.hidden, seed=rnd, inputs=args.inputs)
@@ -140,10 +175,11 @@ def main() -> None:
         _, xs, ys = run(env, expert, policy, range(start, start + args.episodes), args.inputs,
                         beta=args.beta if rnd == 0 else 0.0,
                         rng=rng, record=True)
-        x, y = np.concatenate([x, np.array(xs, np.float32)]), np.concatenate([y, np.array(ys, np.float32)])
+        x = np.concatenate([x, *(goals(f, o) for f, o in xs)])
+        y = np.concatenate([y, *ys])
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"command": "python " + " ".join(sys.argv), "cache_episodes": len(files), "seeds": args.seeds, "inputs": args.inputs,
+            json.dump({"command": "python " + " ".join(sys.argv), "cache_episodes": len(files), "seeds": args.seeds, "inputs": args.inputs, "goal": args.goal,
                        "protocol": "privileged (true state; diagnostic)", "rounds": rows}, fh, indent=1)
 
 
