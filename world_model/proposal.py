@@ -29,9 +29,10 @@ multiple-choice learning (winner takes most): only the sequence closest to the l
 (the others with weight ``MODE_SPILL``, so none is left untrained), and a cross-entropy teaches the
 scores which one that was; acting takes the best-scored one. Why: a teacher that decides by
 thresholds (Pusher-v5's scripted controller picks a side of the object, a turn of the fork) gives
-opposite full torques on either side of a threshold, and one L1 regressor fits their median, about
-zero: the arm stalls exactly where a decision is due. K sequences can hold both branches and the
-score picks one. Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
+opposite full torques on either side of a threshold; one L1 regressor must pass through every value
+between them as its input crosses the threshold, and a network smooths that jump into torques near
+zero: the arm can stall where a decision is due. K sequences can hold both branches and the scores'
+argmax makes the jump. Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
 and re-run resumes to the same weights as an uninterrupted one (state in ``OUT.run/state.pt``).
 """
 from __future__ import annotations
@@ -409,11 +410,11 @@ def action_losses(out: Any, target: torch.Tensor, mask: torch.Tensor) -> dict[st
     One mode: plain masked L1. Several: relaxed winner-takes-all L1 plus the scores' cross-entropy
     towards the winner (module docstring); ``l1`` is the best-scored mode's, what acting executes."""
     modes, scores = out
+    if modes.shape[1] == 1:  # exactly the loss of proposals before modes (every valid step weighs the same)
+        l1 = masked_l1(modes[:, 0], target, mask)
+        return {"loss": l1, "l1": l1}
     per = ((modes - target[:, None]).abs().mean(-1) * mask[:, None]).sum(-1) / mask.sum(-1, keepdim=True).clamp_min(1.0)  # [B, K]
     k = per.shape[-1]
-    if k == 1:
-        l1 = per[:, 0].mean()
-        return {"loss": l1, "l1": l1}
     win = per.detach().argmin(-1)  # [B]
     weight = torch.full_like(per, MODE_SPILL / (k - 1)).scatter(-1, win[:, None], 1.0 - MODE_SPILL)
     fit = (per * weight).sum(-1).mean()
