@@ -91,23 +91,19 @@ def fit(x: np.ndarray, y: np.ndarray, steps: int, hidden: int, seed: int, inputs
     return policy, float(loss.detach())
 
 
-def run(env, expert, policy, seeds, inputs: str, beta: float = 0.0, rng=None,
-        record: bool = False) -> tuple[int, list, list]:
+def run(env, expert, policy, seeds, beta: float = 0.0, rng=None, record: bool = False) -> tuple[int, list, list]:
     """Episodes driven by ``policy`` (the expert's action with probability ``beta``); successes and, with
-    ``record``, per episode: (every visited state's features, the object's positions ``[T+1, 3]``) and the
-    expert's actions there."""
-    xs, ys, successes = [], [], 0
+    ``record``, per episode its states ``[T+1, 23]`` and the expert's actions ``[T, 7]`` at the first T."""
+    episodes, labels, successes = [], [], 0
     for seed in seeds:
         obs, info = env.reset(seed=int(seed))
         expert.reset()
         ok, prev = False, None
-        ex, ey, objects = [], [], []
+        states, actions = [], []
         for _ in range(100):
             label = expert.act()
-            if record:
-                ex.append(features(obs["state"], prev, inputs))
-                ey.append(label)
-                objects.append(obs["state"][17:20])
+            states.append(obs["state"])
+            actions.append(label)
             a = label if rng is not None and rng.random() < beta else policy(obs["state"], prev)
             prev = obs["state"]
             obs, _, term, trunc, info = env.step(a)
@@ -116,11 +112,9 @@ def run(env, expert, policy, seeds, inputs: str, beta: float = 0.0, rng=None,
                 break
         successes += ok
         if record:
-            xs.append(np.array(ex, np.float32))
-            ys.append(np.array(ey, np.float32))
-            objects.append(obs["state"][17:20])
-            xs[-1] = (xs[-1], np.array(objects, np.float32))
-    return successes, xs, ys
+            episodes.append(np.array([*states, obs["state"]], np.float32))
+            labels.append(np.array(actions, np.float32))
+    return successes, episodes, labels
 
 
 def main() -> None:
@@ -153,33 +147,35 @@ def main() -> None:
         sys.exit("error: --goal hindsight needs --inputs proprio-delta (the full inputs hold no goal position)")
     rng = np.random.default_rng(0)
 
-    def goals(feats: np.ndarray, objects: np.ndarray) -> np.ndarray:
-        return hindsight(feats, objects, rng) if args.goal == "hindsight" else feats
+    def inputs(states: np.ndarray) -> np.ndarray:
+        """One episode's training inputs from its states ``[T+1, 23]`` (goals relabelled with ``--goal hindsight``)."""
+        x = episode_features(states, args.inputs)
+        return hindsight(x, states[:, 17:20], rng) if args.goal == "hindsight" else x
 
-    x = np.concatenate([goals(episode_features(st, args.inputs), st[:, 17:20])
-                        for st in (np.load(f)["states"] for f in files)])
-    y = np.concatenate([np.load(f)["actions"] for f in files]).astype(np.float32)
+    arrays = [np.load(f) for f in files]
+    x = np.concatenate([inputs(a["states"]) for a in arrays])
+    y = np.concatenate([a["actions"] for a in arrays]).astype(np.float32)
     env = BlindAdapter(gym.make("Pusher-v5"), render_size=16)
     expert = make_adapter_expert(env)
     seeds = seed_range(args.seeds)
     rows, t0 = [], time.perf_counter()
     for rnd in range(args.rounds + 1):
         policy, l1 = fit(x, y, args.steps, args.hidden, seed=rnd, inputs=args.inputs)
-        success, _, _ = run(env, expert, policy, seeds, args.inputs)
+        success, _, _ = run(env, expert, policy, seeds)
         rows.append({"round": rnd, "samples": int(len(x)), "train_l1": l1, "success": success, "episodes": len(seeds),
                      "seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
         if rnd == args.rounds:
             break
         start = args.seed_start + args.episodes * rnd
-        _, xs, ys = run(env, expert, policy, range(start, start + args.episodes), args.inputs,
-                        beta=args.beta if rnd == 0 else 0.0,
-                        rng=rng, record=True)
-        x = np.concatenate([x, *(goals(f, o) for f, o in xs)])
-        y = np.concatenate([y, *ys])
+        _, states, labels = run(env, expert, policy, range(start, start + args.episodes),
+                                beta=args.beta if rnd == 0 else 0.0, rng=rng, record=True)
+        x = np.concatenate([x, *(inputs(st) for st in states)])
+        y = np.concatenate([y, *labels])
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"command": "python " + " ".join(sys.argv), "cache_episodes": len(files), "seeds": args.seeds, "inputs": args.inputs, "goal": args.goal,
+            json.dump({"command": "python " + " ".join(sys.argv), "cache_episodes": len(files), "seeds": args.seeds,
+                       "inputs": args.inputs, "goal": args.goal,
                        "protocol": "privileged (true state; diagnostic)", "rounds": rows}, fh, indent=1)
 
 
