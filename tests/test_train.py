@@ -183,6 +183,18 @@ def test_resume_refuses_other_encoder_or_dims(tmp_path):
         train(tiny_cfg(tmp_path / "run", steps=2, loss="l2"), array_source(n_eps=2, steps=6))
 
 
+def test_a_checkpoint_from_before_a_predictor_field_existed_resumes(tmp_path):
+    """Checkpoints written before `residual` existed lack the key; they resume as whole-frame runs."""
+    src = array_source(n_eps=2, steps=6)
+    train(tiny_cfg(tmp_path / "run", steps=2, ckpt_every=1, stop_after=1), src)
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(path, weights_only=False)
+    del state["predictor_config"]["residual"]
+    torch.save(state, path)
+    train(tiny_cfg(tmp_path / "run", steps=2), src)
+    assert rows(tmp_path / "run")[-1]["step"] == 2 and (tmp_path / "run" / "final.pt").exists()
+
+
 def _cli(args: list[str], capsys) -> tuple[int, str]:
     from simjepa_cli import main
 

@@ -41,7 +41,7 @@ from .distributed import Dist, all_reduce_mean, any_rank, broadcast_from_main, i
 from .losses import LOSSES, predictor_losses, window_frames
 from .model_file import FINAL_NAME, embeddable_encoder, encoder_entry, load_predictor, save_world_model
 from .plotting import plot_losses
-from .predictor import PRESETS, ACPredictor, normalize_reps, predictor_config
+from .predictor import PRESETS, ACPredictor, PredictorConfig, normalize_reps, predictor_config
 from .training_loop import RunState, SkippedBatches, adamw, autocast, set_lr, warmup_cosine, write_row
 from .validation import validate
 
@@ -290,7 +290,8 @@ def check_resumable(state: Mapping[str, Any], path: Path, model: ACPredictor, en
             f"{path.parent} was trained on features of encoder {state['encoder']['name']!r} ({state['encoder']['weights_hash']}), "
             f"this cache was made by {encoder['name']!r} ({encoder['weights_hash']}); use the original cache or a new --out"
         )
-    if state["predictor_config"] != asdict(model.config):
+    # read as a config, so a checkpoint written before a config field existed gets its default (as model files do)
+    if PredictorConfig.from_dict(state["predictor_config"]) != model.config:
         raise TrainError(f"{path} holds a predictor of another shape than this cache needs (action/state dims or width differ)")
 
 
