@@ -492,7 +492,7 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--modes", type=SMALL, default=1, show_default=True,
               help="Action sequences proposed per call, each with a learned score; acting takes the best-scored one. "
                    "K > 1 trains them winner-takes-all: for teachers whose actions jump between opposite values at a "
-                   "decision (a side to approach from), where one regressor would average them to a stall.")
+                   "decision (a side to approach from), where one regressor smooths the jump into a stall.")
 @click.option("--hidden", type=_ints(1, 65_536), default=512, show_default=True, help="MLP width.")
 @click.option("--depth", type=SMALL, default=3, show_default=True, help="MLP hidden layers.")
 @click.option("--last-frame-prob", type=_Real(0, 1), default=0.5, show_default=True,
