@@ -507,6 +507,10 @@ def _record_search_budget(out: str, target_s: float) -> None:
               help="Weight of an auxiliary loss that teaches a head to locate the task's object (Push / PickPlace: the "
                    "cube) in every frame; its estimates feed the MLP. The labels come from the training episodes' "
                    "simulator state, as the actions do; acting reads only pixels and state[:7]. 0: off.")
+@click.option("--readout", type=click.Choice(["frames", "object"]), default="frames", show_default=True,
+              help="What the MLP reads of the current and goal images: frames (their features, and the object head's "
+                   "estimates with --locate-object) or object (only the object head's estimates, beside the proprio: "
+                   "a bottleneck for tasks fixed by where one object is, e.g. Pusher-v5; needs --locate-object).")
 @click.option("--val-fraction", type=_Real(0, 1, max_open=True), default=0.1, show_default=True,
               help="Episodes held out for the validation L1.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, split and batches.")
@@ -514,7 +518,8 @@ def _record_search_budget(out: str, target_s: float) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid, head, queries, modes, hidden, depth,
-                       last_frame_prob, labels, proprio_delta, locate_object, val_fraction, seed, ckpt_every, quiet) -> None:
+                       last_frame_prob, labels, proprio_delta, locate_object, readout, val_fraction, seed, ckpt_every,
+                       quiet) -> None:
     """Train a goal-conditioned action proposal on frozen features (behaviour cloning, hindsight goals).
 
     A small MLP maps (current frame's pooled or attended features, the arm's proprio state[:7], a goal frame's
@@ -538,7 +543,7 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
     cfg = ProposalTrainConfig(out=out, horizon=horizon, pool_grid=pool_grid, head=head, queries=queries, modes=modes,
                               hidden=hidden, depth=depth, steps=steps,
                               batch_size=batch_size, lr=lr, last_frame_prob=last_frame_prob, proprio_delta=proprio_delta, labels=labels,
-                              locate_object=locate_object, val_fraction=val_fraction,
+                              locate_object=locate_object, readout=readout, val_fraction=val_fraction,
                               seed=seed, ckpt_every=ckpt_every, progress=not quiet)
     cfg.check()
     caches = open_caches(features)

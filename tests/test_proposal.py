@@ -191,6 +191,40 @@ def test_the_object_head_skips_caches_without_an_object_and_resumes_exactly(tmp_
         train_proposal(_cfg(tmp_path, "s.pt", locate_object=0.5), [FakeCache()], [slice(20, 23)])
 
 
+def test_the_object_readout_acts_on_the_object_estimate_alone(tmp_path):
+    """readout='object': the MLP reads the proprio and the object head's estimates, not the frames' features;
+    an action fixed by where the object is is still learned through that bottleneck, on held-out episodes."""
+    cache = _object_cache(n=24)
+    for feats, actions, states in cache._eps:
+        actions[:] = 0.0
+        actions[:, 0] = states[:-1, 7] * 10 - 0.75  # the object's x (0 .. 0.15 m) -> -0.75 .. 0.75
+        states[:, :7] = 0.0  # proprio carries nothing here (the object moves at random from frame to frame)
+    train = dict(steps=300, batch_size=64, lr=3e-3, val_fraction=0.25, head="pooled", pool_grid=4, last_frame_prob=1.0,
+                 horizon=1)
+    summary = train_proposal(_cfg(tmp_path, "r.pt", locate_object=1.0, readout="object", **train), [cache], [slice(7, 10)])
+    net = load_proposal(tmp_path / "r.pt")
+    assert net.config.readout == "object"
+    assert net.mlp[0].in_features == net.config.proprio_in + 3 * 3  # no frame features reach the MLP
+    # a constant guess errs by ~0.375 / 7 on the 7 action dims; the estimate carries the object's x
+    assert summary["val_object_m"] < 0.005 and summary["val_l1"] < 0.02
+
+    def frame(k: int) -> torch.Tensor:  # the object alone, at token k (x = 0.05 * (k % 4) m)
+        f = torch.zeros(16, DIM)
+        f[k, :4] = 2.0
+        return f
+
+    left, right = (float(net.propose(frame(k), np.zeros(7), frame(6))[0, 0]) for k in (4, 7))  # x = 0 and 0.15 m
+    assert left < -0.4 and right > 0.4  # labels -0.75 and 0.75: the object's place decides the action
+    with pytest.raises(ProposalError, match="locate-object"):
+        _cfg(tmp_path, "x.pt", readout="object").check()
+    with pytest.raises(ProposalError, match="object head"):
+        ProposalNet(ProposalNetConfig(feat_dim=DIM, grid=GRID, readout="object"))
+    with pytest.raises(ProposalError, match="readout"):
+        _cfg(tmp_path, "y.pt", readout="pixels").check()
+    older = {k: v for k, v in vars(net.config).items() if k != "readout"}  # files written before the option
+    assert ProposalNetConfig.from_dict(older).readout == "frames"
+
+
 def test_the_cli_reads_object_labels_from_the_caches_env(tmp_path, capsys):
     """`train-proposal --locate-object` takes the cube's position of Push episodes (envs.object_state) and
     refuses caches whose env names no object (Reach)."""

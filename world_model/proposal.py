@@ -32,7 +32,14 @@ thresholds (Pusher-v5's scripted controller picks a side of the object, a turn o
 opposite full torques on either side of a threshold; one L1 regressor must pass through every value
 between them as its input crosses the threshold, and a network smooths that jump into torques near
 zero: the arm can stall where a decision is due. K sequences can hold both branches and the scores'
-argmax makes the jump. Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
+argmax makes the jump.
+
+Object read-out (``readout="object"``, with an object head): the MLP reads only the object head's estimates
+(current, goal, their difference) and the proprio, not the frames' features. Why: on Pusher-v5 the
+controller is clonable from joint angles, their change and the object's and goal's positions (DAgger on
+the true state), while an MLP on a thousand feature numbers per image fitted its training episodes and
+not the held-out ones; the bottleneck leaves the image only the part the task needs. The head is trained
+by its own loss alone (its estimates reach the MLP detached). Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
 and re-run resumes to the same weights as an uninterrupted one (state in ``OUT.run/state.pt``).
 """
 from __future__ import annotations
@@ -61,6 +68,7 @@ MODE_SCORE_WEIGHT = 0.1  # weight of the modes' cross-entropy beside the action 
 
 PROPOSAL_KIND = "proposal"
 HEADS = ("pooled", "attentive")
+READOUTS = ("frames", "object")
 STATE_FORMAT = "simjepa/proposal-state"
 
 
@@ -86,6 +94,7 @@ class ProposalNetConfig:
     queries: int = 4  # the attentive head's learned queries
     object_dim: int = 0  # > 0: a linear head locates the task's object in each frame; its estimates feed the MLP
     modes: int = 1  # > 1: K proposed action sequences and a score for each; acting takes the best (files before it: 1)
+    readout: str = "frames"  # what the MLP reads of the images: "frames" (features + object estimates) | "object" (files before it: frames)
 
     @property
     def object_in(self) -> int:
@@ -158,13 +167,18 @@ class ProposalNet(nn.Module):
         super().__init__()
         if config.head not in HEADS:
             raise ProposalError(f"head={config.head!r}: use one of {', '.join(HEADS)}")
+        if config.readout not in READOUTS:
+            raise ProposalError(f"readout={config.readout!r}: use one of {', '.join(READOUTS)}")
+        if config.readout == "object" and not config.object_dim:
+            raise ProposalError("readout='object' needs an object head (object_dim > 0; train with --locate-object)")
         self.config = config
         p = config.frame_dim
         if config.head == "attentive":
             self.pool = AttentivePool(config.feat_dim, config.grid[0] * config.grid[1], queries=config.queries)
         if config.object_dim:
             self.locate = nn.Linear(p, config.object_dim)  # frame vector -> normalised object position
-        layers: list[nn.Module] = [nn.Linear(3 * p + config.proprio_in + config.object_in, config.hidden),
+        frames_in = 3 * p if config.readout == "frames" else 0
+        layers: list[nn.Module] = [nn.Linear(frames_in + config.proprio_in + config.object_in, config.hidden),
                                    nn.LayerNorm(config.hidden), nn.GELU()]
         for _ in range(config.depth - 1):
             layers += [nn.Linear(config.hidden, config.hidden), nn.LayerNorm(config.hidden), nn.GELU()]
@@ -186,7 +200,7 @@ class ProposalNet(nn.Module):
         s = (state.float() - self.state_mean) / self.state_std
         if self.config.head == "attentive":
             cur, goal = self.pool(cur), self.pool(goal)  # [B, K*D] each
-        parts = [cur, goal, goal - cur, s]
+        parts = [cur, goal, goal - cur, s] if self.config.readout == "frames" else [s]
         obj_cur = obj_goal = None
         if self.config.object_dim:
             obj_cur, obj_goal = self.locate(cur), self.locate(goal)  # [B, O] each
@@ -447,6 +461,7 @@ class ProposalTrainConfig:
     # > 0: weight of an auxiliary L1 loss that trains a head to locate the task's object (its position in the
     # training episodes' simulator state, a label like the expert's actions; never an input when acting)
     locate_object: float = 0.0
+    readout: str = "frames"  # or "object": the MLP reads only the object head's estimates and the proprio (needs locate_object)
     val_fraction: float = 0.1
     seed: int = 0
     ckpt_every: int = 250
@@ -469,6 +484,10 @@ class ProposalTrainConfig:
             raise ProposalError(f"lr={self.lr} must be > 0")
         if not self.locate_object >= 0:
             raise ProposalError(f"locate_object={self.locate_object} must be >= 0")
+        if self.readout not in READOUTS:
+            raise ProposalError(f"readout={self.readout!r}: use one of {', '.join(READOUTS)}")
+        if self.readout == "object" and not self.locate_object > 0:
+            raise ProposalError("readout='object' reads the object head's estimates: give it a weight with --locate-object")
         if Path(self.out).is_dir():
             raise ProposalError(f"--out {self.out} is a directory; pass a file name such as {Path(self.out) / 'proposal.pt'}")
 
@@ -477,7 +496,8 @@ class ProposalTrainConfig:
         ident = {k: v for k, v in asdict(self).items() if k not in ("out", "steps", "stop_after", "progress", "ckpt_every")}
         if self.head == "pooled":  # runs started before the option existed resume
             del ident["head"], ident["queries"]
-        for name, default in (("proprio_delta", False), ("labels", "executed"), ("locate_object", 0.0), ("modes", 1)):
+        for name, default in (("proprio_delta", False), ("labels", "executed"), ("locate_object", 0.0), ("modes", 1),
+                              ("readout", "frames")):
             if ident[name] == default:  # runs started before the option existed resume
                 del ident[name]
         return ident
@@ -543,7 +563,7 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any],
                                 action_bound=meta["action_bound"],
                                 horizon=cfg.horizon, pool_grid=cfg.pool_grid, hidden=cfg.hidden, depth=cfg.depth,
                                 proprio_delta=cfg.proprio_delta, head=cfg.head, queries=cfg.queries,
-                                object_dim=meta["object_dim"], modes=cfg.modes)
+                                object_dim=meta["object_dim"], modes=cfg.modes, readout=cfg.readout)
     net = ProposalNet(net_cfg)
     all_states = torch.cat([proprio_input(e.proprio, torch.cat([e.proprio[:1], e.proprio[:-1]]), cfg.proprio_delta)
                             for e in episodes])  # the inputs training sees: step 0's previous state is itself
