@@ -248,6 +248,13 @@ def test_the_cli_reads_object_labels_from_the_caches_env(tmp_path, capsys):
     assert run("train-proposal", "--features", str(tmp_path / "feats_Push"), "--out", str(tmp_path / "p.pt"), *common) == 0
     assert "object located to" in capsys.readouterr().out
     assert load_proposal(tmp_path / "p.pt").config.object_dim == 3
+    assert run("train-proposal", "--features", str(tmp_path / "feats_Push"), "--out", str(tmp_path / "ro.pt"), *common,
+               "--readout", "object") == 0
+    assert load_proposal(tmp_path / "ro.pt").config.readout == "object"
+    no_head = common[:-2]  # without --locate-object 1
+    assert run("train-proposal", "--features", str(tmp_path / "feats_Push"), "--out", str(tmp_path / "x.pt"), *no_head,
+               "--readout", "object") == 2
+    assert "--locate-object" in capsys.readouterr().err and not (tmp_path / "x.pt.run").exists()
     assert run("train-proposal", "--features", str(tmp_path / "feats_Reach"), "--out", str(tmp_path / "r.pt"), *common) == 2
     assert "records an object" in capsys.readouterr().err
 

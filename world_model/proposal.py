@@ -39,8 +39,10 @@ Object read-out (``readout="object"``, with an object head): the MLP reads only 
 controller is clonable from joint angles, their change and the object's and goal's positions (DAgger on
 the true state), while an MLP on a thousand feature numbers per image fitted its training episodes and
 not the held-out ones; the bottleneck leaves the image only the part the task needs. The head is trained
-by its own loss alone (its estimates reach the MLP detached). Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed
-and re-run resumes to the same weights as an uninterrupted one (state in ``OUT.run/state.pt``).
+by its own loss alone (its estimates reach the MLP detached).
+
+Batches are drawn from a generator seeded by ``(seed, step)``, so a run killed and re-run resumes to the
+same weights as an uninterrupted one (state in ``OUT.run/state.pt``).
 """
 from __future__ import annotations
 
