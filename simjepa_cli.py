@@ -553,10 +553,11 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
         click.echo(f"stopped at step {summary['stopped_at']} of {steps}; re-run the same command to resume -> {out}")
         return
     val = "n/a" if summary.get("val_l1") is None else f"{summary['val_l1']:.4f}"
+    train = "n/a" if summary.get("train_l1") is None else f"{summary['train_l1']:.4f}"
     expert = f", {summary['expert_labelled_episodes']} with expert labels" if labels == "expert" else ""
     located = f", object located to {summary['val_object_m'] * 100:.1f} cm (val)" if "val_object_m" in summary else ""
     click.echo(f"trained {steps} steps ({summary['params'] / 1e6:.2f}M params, {summary['train_episodes']} episodes{expert}): "
-               f"train L1 {summary['train_l1']:.4f}, val L1 {val}{located} -> {out}")
+               f"train L1 {train}, val L1 {val}{located} -> {out}")
 
 
 # --- encoder pretraining and probing: simjepa pretrain-encoder, simjepa probe (world_model/pretrain.py, probe.py)

@@ -10,14 +10,8 @@
 # Another chain beside this one: TAG names its files (proposals $WORK/prop_${TAG}K.pt, data ${TAG}K{a,b}),
 # SEED0 its first seed (round k uses SEED0 + 1000 k ...), EXTRA_FEATURES caches every proposal also trains on,
 # TRAIN_FLAGS extra train-proposal flags (e.g. "--locate-object 1 --readout object").
-set -euo pipefail
-cd "$(dirname "$0")/.."
-BIN=${BIN:-.venv/bin}
-PY=${PY:-$BIN/python}
-WORK=${WORK:-runs/pusher4}
-DATA=${DATA:-data/pusher4}
-FEATS=${FEATS:-feats/pusher4}
-EXPERT_FEATS=${EXPERT_FEATS:-feats/pusher3/expert}
+# shellcheck source=scripts/pusher_paths.sh
+source "$(dirname "$0")/pusher_paths.sh"
 P0=${P0:-runs/pusher3/prop_att_q4_delta_4000.pt}
 ROUNDS=${ROUNDS:-"0 1 2 3"}
 N=${N:-200}
@@ -28,8 +22,6 @@ TAG=${TAG:-dagger}
 SEED0=${SEED0:-130000}
 EXTRA_FEATURES=${EXTRA_FEATURES:-}
 TRAIN_FLAGS=${TRAIN_FLAGS:-}
-export MUJOCO_GL=${MUJOCO_GL:-egl}
-mkdir -p "$WORK"
 proposal() { if [ "$1" = 0 ]; then echo "$P0"; else echo "$WORK/prop_$TAG$1.pt"; fi; }
 for k in $ROUNDS; do
   prop=$(proposal "$k"); next=$WORK/prop_$TAG$((k + 1)).pt

@@ -9,18 +9,10 @@
 # 400 episodes driven by the read-out proposal alone (seeds 150000+; the last round trains 4000 steps), each
 # tuned on seeds 500-519. Every stage resumes when re-run after a kill.
 # STAGES picks stages (default: "object collect readout dagger"); ROUNDS the DAgger rounds (default "0 1 2 3 4").
-set -euo pipefail
-cd "$(dirname "$0")/.."
-BIN=${BIN:-.venv/bin}
-PY=${PY:-$BIN/python}
-WORK=${WORK:-runs/pusher4}
-DATA=${DATA:-data/pusher4}
-FEATS=${FEATS:-feats/pusher4}
-EXPERT_FEATS=${EXPERT_FEATS:-feats/pusher3/expert}
+# shellcheck source=scripts/pusher_paths.sh
+source "$(dirname "$0")/pusher_paths.sh"
 STAGES=${STAGES:-"object collect readout dagger"}
 ROUNDS=${ROUNDS:-"0 1 2 3 4"}
-export MUJOCO_GL=${MUJOCO_GL:-egl}
-mkdir -p "$WORK"
 earlier=(--features "$EXPERT_FEATS")
 for k in 0 1 2 3; do earlier+=(--features "$FEATS/dagger${k}a" --features "$FEATS/dagger${k}b"); done
 common=(--head attentive --queries 4 --proprio-delta --labels expert --quiet)

@@ -54,6 +54,9 @@ def test_proposal_trains_and_resumes_after_a_kill_to_the_same_weights(tmp_path, 
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "cut.pt.run" / "log.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6]  # no duplicated rows after the resume
+    again = train_proposal(_cfg(tmp_path, "whole.pt", head=head), [FakeCache()])  # a finished run, re-run: no step
+    assert again["steps"] == 6 and again["train_l1"] == whole["train_l1"]  # reports what the run logged
+    assert all(torch.equal(a[k], load_file(tmp_path / "whole.pt")["state_dict"][k]) for k in a)
     net = load_proposal(tmp_path / "cut.pt")
     assert net.encoder["weights_hash"] == "abc" and net.config.horizon == 3 and net.config.head == head
     out = net.propose(torch.randn(16, DIM), np.zeros(7), torch.randn(16, DIM))
@@ -248,6 +251,8 @@ def test_the_cli_reads_object_labels_from_the_caches_env(tmp_path, capsys):
     assert run("train-proposal", "--features", str(tmp_path / "feats_Push"), "--out", str(tmp_path / "p.pt"), *common) == 0
     assert "object located to" in capsys.readouterr().out
     assert load_proposal(tmp_path / "p.pt").config.object_dim == 3
+    assert run("train-proposal", "--features", str(tmp_path / "feats_Push"), "--out", str(tmp_path / "p.pt"), *common) == 0
+    assert "trained 2 steps" in capsys.readouterr().out  # the same command after it finished: a summary, no traceback
     assert run("train-proposal", "--features", str(tmp_path / "feats_Push"), "--out", str(tmp_path / "ro.pt"), *common,
                "--readout", "object") == 0
     assert load_proposal(tmp_path / "ro.pt").config.readout == "object"

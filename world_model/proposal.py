@@ -627,6 +627,8 @@ def train_proposal(cfg: ProposalTrainConfig, sources: Sequence[Any],
     if bar is not None:
         bar.close()
     net.eval()
+    if last is None:  # a re-run of a finished (or cut-at-this-step) run: no step taken here
+        last = run.last_logged("train_l1")
     summary: dict[str, Any] = {"steps": step, "train_l1": last, "params": net.n_params(),
                                "expert_labelled_episodes": meta["expert_labelled_episodes"],
                                "train_episodes": len(train_ids), "val_episodes": len(val_ids)}

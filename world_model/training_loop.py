@@ -138,6 +138,21 @@ class RunState:
             "optimizer": optimizer.state_dict(), **{k: g.get_state() for k, g in generators.items()}, **extra,
         }, self.path)
 
+    def last_logged(self, key: str) -> Any:
+        """``key`` of the log's last row that has it (None without one): what a re-run of a finished run reports,
+        since it takes no step of its own."""
+        if not self.log_path.is_file():
+            return None
+        value = None
+        for line in self.log_path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a row cut by a kill
+                continue
+            if row.get(key) is not None:
+                value = row[key]
+        return value
+
     @contextlib.contextmanager
     def log(self, step: int) -> Iterator[IO[str]]:
         """The JSONL log opened for appending, cut back to rows of steps <= ``step`` (the saved state)."""
