@@ -109,6 +109,8 @@ def test_resume_after_kill_gives_identical_weights(tmp_path):
     rows_b = [json.loads(x) for x in (run_dir_for(tmp_path / "b.pt") / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows_b] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    again = pretrain(cfg, eps, tmp_path / "a.pt", progress=False)  # finished: no step taken, the logged loss reported
+    assert again.steps == 6 and again.final_loss == rows_a[-1]["loss"]
 
 
 def test_final_checkpoint_is_an_encoder_checkpoint(tmp_path):

@@ -416,8 +416,8 @@ def pretrain(
     seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
     final_loss = last.get("loss", float("nan"))
     if not math.isfinite(final_loss):  # resumed a finished run: report the logged final loss
-        rows = [json.loads(x) for x in run.log_path.read_text().splitlines() if x.strip()] if run.log_path.exists() else []
-        final_loss = next((r["loss"] for r in reversed(rows) if "loss" in r), float("nan"))
+        logged = run.last_logged("loss")
+        final_loss = float("nan") if logged is None else logged
     enc_config = trainer.target.config
     save_model(
         out, "encoder", asdict(enc_config), trainer.target,

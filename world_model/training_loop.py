@@ -143,15 +143,8 @@ class RunState:
         since it takes no step of its own."""
         if not self.log_path.is_file():
             return None
-        value = None
-        for line in self.log_path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a row cut by a kill
-                continue
-            if row.get(key) is not None:
-                value = row[key]
-        return value
+        rows = [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+        return next((row[key] for row in reversed(rows) if row.get(key) is not None), None)
 
     @contextlib.contextmanager
     def log(self, step: int) -> Iterator[IO[str]]:
