@@ -578,8 +578,9 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
 @click.option("--warmup", type=_ints(0, 100_000_000), default=100, show_default=True, help="Warm-up steps.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
 @click.option("--ckpt-every", type=STEPS, default=100, show_default=True, help="Save resumable state every N steps.")
-@click.option("--masks", type=click.Choice(["official", "grid"]), default="official", show_default=True,
-              help="Mask families: V-JEPA's (tuned for a 16x16 token grid) or sized for this run's grid.")
+@click.option("--masks", type=click.Choice(["official", "grid", "future"]), default="official", show_default=True,
+              help="Mask families: V-JEPA's (tuned for a 16x16 token grid), sized for this run's grid, or future: "
+                   "the grid's blocks on the clip's later half only, the earlier half all context (needs --frames 4+).")
 @click.option("--device", default="cpu", show_default=True, help="Where to train: cpu, cuda, cuda:1 ...")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
@@ -628,10 +629,15 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
 @cli.command("probe")
 @click.option("--encoder", "encoder_name", default="default", show_default=True,
               help="'default', a builder name (random init, e.g. vit_tiny) or an encoder checkpoint.")
-@click.option("--env", "env_id", required=True, help="Env id; simjepa/Push-v0 or PickPlace-v0 for the object probe.")
-@click.option("--episodes", type=EPISODES, default=300, show_default=True,
-              help="Episodes collected (split 60/20/20 into train/val/test by episode; at least 5). Each episode "
-                   "adds one cube placement: the object probe overfits with fewer than ~300.")
+@click.option("--env", "env_id", default=None,
+              help="Env id; simjepa/Push-v0 or PickPlace-v0 for the object probe. Required unless --data.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Probe the episodes of a `simjepa collect` dataset instead of collecting (env from its manifest; "
+                   "--seed-start/--policy do not apply). Use seeds never used in pretraining.")
+@click.option("--episodes", type=EPISODES, default=None,
+              help="Episodes [default: 300 collected, or all of --data] (split 60/20/20 into train/val/test by "
+                   "episode; at least 5). Each episode adds one cube placement: the object probe overfits with "
+                   "fewer than ~300.")
 @click.option("--seed-start", type=SEED, default=5000, show_default=True, help="Seed of the first episode (then +1 each).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="JSON file with r2_ee, r2_object and settings.")
 @click.option("--render-size", type=RENDER_PX, default=None,
@@ -646,16 +652,17 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
               help="Also probe velocities from N-frame clips (e.g. 4; 0 = off): writes r2_ee_velocity, r2_object_velocity.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
-def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, image_size, random_init, policy, pool,
-              motion_frames, quiet) -> None:
+@click.pass_context
+def probe_cmd(ctx, encoder_name, env_id, data_dir, episodes, seed_start, out, render_size, image_size, random_init, policy,
+              pool, motion_frames, quiet) -> None:
     """Linear (ridge) probe of frozen encoder features to end-effector and object positions.
 
-    Collects its own seeded episodes, encodes every frame with the frozen encoder, fits a ridge
-    probe from [patch mean, pool x pool pooled tokens] on the train episodes (alpha chosen on the
-    validation episodes) and writes variance-weighted R^2 on the held-out test episodes:
-    r2_ee (TCP position), r2_object (cube position; null for Reach) and r2_gripper (state[6]).
-    With --motion N, also the R^2 of end-effector and cube velocity from N-frame clip features
-    (under "motion"; the cube's also over the clips where it moves).
+    Collects its own seeded episodes (or reads --data), encodes every frame with the frozen
+    encoder, fits a ridge probe from [patch mean, pool x pool pooled tokens] on the train episodes
+    (alpha chosen on the validation episodes) and writes variance-weighted R^2 on the held-out test
+    episodes: r2_ee (TCP position), r2_object (cube position; null for Reach) and r2_gripper
+    (state[6]). With --motion N, also the R^2 of end-effector and cube velocity from N-frame clip
+    features (under "motion"; the cube's also over the clips where it moves).
 
     \b
     Examples:
@@ -663,34 +670,58 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
       simjepa probe --encoder default --image-size 128 --pool 8 --env simjepa/Push-v0 --out runs/probe_128.json
       simjepa probe --encoder default --random-init --env simjepa/Push-v0 --out runs/probe_random.json
       simjepa probe --encoder default --motion 4 --env simjepa/Push-v0 --out runs/probe_motion.json
+      simjepa collect --env simjepa/Push-v0 --episodes 300 --render-size 64 --seed-start 400000 --out data/probe/push
+      simjepa probe --encoder runs/enc.pt --data data/probe/push --out runs/probe_enc.json
     """
     from pathlib import Path
 
-    from planning.probe_episodes import collect_probe_episodes
+    from planning.probe_episodes import collect_probe_episodes, load_probe_episodes
     from simjepa_core.atomic import write_json
+    from simjepa_core.episodes import read_manifest
     from world_model.encoder import random_init_like
     from world_model.encoder_loading import encoder_identity, load_encoder
     from world_model.probe import ProbeSettings, run_motion_probe, run_probe, split_episodes
 
     if Path(out).is_dir():
         raise SimjepaError(f"--out {out} is a directory; pass a JSON file name such as {Path(out) / 'probe.json'}")
-    split_episodes(episodes)  # too few episodes: fail before loading or collecting anything
+    if data_dir is not None:
+        given = [f"--{n.replace('_', '-')}" for n in ("seed_start", "policy", "render_size")
+                 if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise SimjepaError(f"{', '.join(given)} describe episodes to collect; with --data the dataset's manifest says them")
+        manifest = read_manifest(data_dir)
+        if env_id is not None and env_id != manifest["env_id"]:
+            raise SimjepaError(f"--env {env_id} but {data_dir} holds {manifest['env_id']} episodes; drop --env")
+        env_id, seed_start, policy, render_size = (manifest["env_id"], manifest["seed_start"], manifest["policy"],
+                                                   manifest["render_size"])
+    elif env_id is None:
+        raise SimjepaError("say which episodes to probe: --env ID (collects them) or --data DIR (a collected dataset)")
+    if episodes is None and data_dir is None:
+        episodes = 300
+    if episodes is not None:
+        split_episodes(episodes)  # too few episodes: fail before loading or collecting anything
     encoder = load_encoder(encoder_name, image_size=image_size)
     if random_init:
         encoder = random_init_like(encoder)
         encoder.source = f"random init (seed 0) of {encoder_name}"
     size = encoder.config.image_size
-    settings = ProbeSettings(env=env_id, episodes=episodes, seed_start=seed_start, render_size=render_size or size,
-                             policy=policy, pool=pool)
     if motion_frames and motion_frames % encoder.config.tubelet_size:
         raise SimjepaError(f"--motion {motion_frames} must be a multiple of the tubelet size {encoder.config.tubelet_size}")
-    collect = functools.partial(collect_probe_episodes, env_id, episodes, seed_start, settings.render_size, policy,
+    if data_dir is not None:
+        eps = load_probe_episodes(data_dir, episodes, progress=not quiet)[1]
+        episodes = len(eps)
+    else:
+        eps = functools.partial(collect_probe_episodes, env_id, episodes, seed_start, render_size or size, policy,
                                 progress=not quiet)
-    eps = collect() if motion_frames else collect  # the motion probe reads the same episodes
+        if motion_frames:
+            eps = eps()  # the motion probe reads the same episodes
+    settings = ProbeSettings(env=env_id, episodes=episodes, seed_start=seed_start, render_size=render_size or size,
+                             policy=policy, pool=pool)
     result = run_probe(encoder, settings, image_size=size, progress=not quiet, episodes=eps)
     if motion_frames:
         result["motion"] = run_motion_probe(encoder, eps, motion_frames, image_size=size, progress=not quiet)
     result["encoder"] = {**encoder_identity(encoder), "random_init": random_init, "requested": encoder_name}
+    result["data"] = data_dir
     write_json(out, result)
     obj = "n/a (no object)" if result["r2_object"] is None else f"{result['r2_object']:.3f}"
     grip = "n/a" if result.get("r2_gripper") is None else f"{result['r2_gripper']:.3f}"
@@ -699,8 +730,10 @@ def probe_cmd(encoder_name, env_id, episodes, seed_start, out, render_size, imag
         m = result["motion"]
         mo = "n/a" if m["r2_object_velocity"] is None else f"{m['r2_object_velocity']:.3f}"
         motion = f", velocity r2 ee {m['r2_ee_velocity']:.3f} object {mo}"
+    clipped = ", ".join(f"{k} {v:.3f}" for k, v in result["r2_clipped"].items() if v is not None)
     click.echo(f"probe {env_id}: r2_ee {result['r2_ee']:.3f}, r2_object {obj}, r2_gripper {grip}{motion} on "
-               f"{result['ee']['frames']['test']} held-out frames -> {out}")
+               f"{result['ee']['frames']['test']} held-out frames (features clipped to their fitted range: {clipped}) "
+               f"-> {out}")
 
 
 # --- data collection (envs) ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from world_model.encoder import build_encoder
-from world_model.masks import VJEPA_MASKS, grid_masks, masked_fraction, sample_block_size
+from world_model.masks import VJEPA_MASKS, future_masks, grid_masks, masked_fraction, sample_block_masks, sample_block_size
 from world_model.pretrain import PretrainConfig, PretrainError, mask_specs_for, pretrain
 from world_model.probe import (
     ProbeEpisode,
@@ -49,21 +49,43 @@ def test_grid_masks_keep_the_official_masked_fraction_with_blocks_of_at_least_2x
     assert max(max(h, w) for _, h, w in (sample_block_size((4, 8, 8), VJEPA_MASKS[0], gen) for _ in range(50))) <= 4
 
 
+@pytest.mark.parametrize("grid", [(2, 8, 8), (4, 6, 6)])
+def test_future_masks_hide_only_the_later_half_and_keep_the_earlier_half_as_context(grid):
+    t, h, w = grid
+    half = (t // 2) * h * w  # tokens of the earlier half, raster order puts them first
+    gen = torch.Generator().manual_seed(0)
+    for spec, official in zip(future_masks(grid_masks((h, w))), grid_masks((h, w))):
+        assert spec.spatial_scale == official.spatial_scale and spec.num_blocks == official.num_blocks
+        for _ in range(5):
+            keep, pred = sample_block_masks(grid, spec, 4, gen)
+            assert int(pred.min()) >= t * h * w - half  # targets only in the later half
+            # the earlier half is context, less the random tokens cut so rows stack (as for every family)
+            assert (keep < half).sum(1).min() >= 0.7 * half and (keep < half).float().mean() > 0.6
+            assert all(not set(k.tolist()) & set(p.tolist()) for k, p in zip(keep, pred))
+    # tube masks (the official default) hide the same places at every time step
+    keep, pred = sample_block_masks(grid, VJEPA_MASKS[1], 4, gen)
+    assert int(pred.min()) < h * w
+
+
 def test_pretrain_config_selects_masks_and_device_is_not_a_result_setting():
     grid = (4, 8, 8)
     assert mask_specs_for(PretrainConfig(masks="grid"), grid) == grid_masks((8, 8))
     assert mask_specs_for(PretrainConfig(), grid) == VJEPA_MASKS
     with pytest.raises(PretrainError, match="--masks"):
         PretrainConfig(masks="random").check()
+    assert mask_specs_for(PretrainConfig(masks="future", frames=4), grid) == future_masks(grid_masks((8, 8)))
+    with pytest.raises(PretrainError, match="needs --frames 4"):
+        PretrainConfig(masks="future", frames=2).check()
     assert "device" not in PretrainConfig(device="cuda").result_settings()
     assert PretrainConfig(device="cuda").result_settings() == PretrainConfig().result_settings()
 
 
-def test_pretrain_with_grid_masks_and_4_frame_clips_runs_and_logs(tmp_path):
+@pytest.mark.parametrize("masks", ["grid", "future"])
+def test_pretrain_with_grid_or_future_masks_and_4_frame_clips_runs_and_logs(tmp_path, masks):
     rng = np.random.default_rng(0)
     eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
     cfg = PretrainConfig(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
-                         pred_dim=16, pred_depth=1, pred_heads=2, frames=4, masks="grid", batch_size=2, steps=3,
+                         pred_dim=16, pred_depth=1, pred_heads=2, frames=4, masks=masks, batch_size=2, steps=3,
                          warmup_steps=1, log_every=1, device="cpu")
     res = pretrain(cfg, eps, tmp_path / "enc.pt", progress=False)
     rows = [json.loads(x) for x in res.log.read_text().splitlines()]
@@ -72,6 +94,28 @@ def test_pretrain_with_grid_masks_and_4_frame_clips_runs_and_logs(tmp_path):
 
     png = plot_pretrain_logs({"run": res.log}, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_snapshot_of_the_final_state_is_the_finished_runs_encoder(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from world_model.encoder_loading import load_encoder
+
+    spec = importlib.util.spec_from_file_location("pretrain_snapshot", Path(__file__).parents[1] / "scripts" / "pretrain_snapshot.py")
+    snapshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(snapshot)
+    rng = np.random.default_rng(1)
+    eps = [rng.integers(0, 255, size=(6, 32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    cfg = PretrainConfig(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
+                         pred_dim=16, pred_depth=1, pred_heads=2, batch_size=2, steps=2, warmup_steps=1, device="cpu")
+    pretrain(cfg, eps, tmp_path / "enc.pt", progress=False)
+    assert snapshot.main([str(tmp_path / "enc.pt.run" / "state.pt"), str(tmp_path / "snap.pt")]) == 0
+    assert "at step 2" in capsys.readouterr().out
+    final, snap = load_encoder(str(tmp_path / "enc.pt")), load_encoder(str(tmp_path / "snap.pt"))
+    assert all(torch.equal(a, b) for a, b in zip(final.state_dict().values(), snap.state_dict().values()))
+    assert snapshot.main([str(tmp_path / "enc.pt"), str(tmp_path / "bad.pt")]) == 2  # a checkpoint, not a state
+    assert "not a pretraining state file" in capsys.readouterr().err and not (tmp_path / "bad.pt").exists()
 
 
 # --- motion probe -----------------------------------------------------------------------------------

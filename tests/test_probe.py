@@ -96,6 +96,20 @@ def test_blockwise_fit_equals_the_closed_form(monkeypatch):
         np.testing.assert_allclose(ridge.predict(x), z @ w + y.mean(0), rtol=1e-10, atol=1e-12)
 
 
+def test_clipped_score_survives_one_test_episode_far_outside_the_fitted_feature_range():
+    """A held-out episode whose features leave the fitted range ruins r2 but not r2_clipped."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(12, 2))
+    feats = [rng.normal(size=(20, 12)) for _ in range(30)]
+    targets = [f @ w + 0.05 * rng.normal(size=(20, 2)) for f in feats]
+    clean = probe_features(feats, targets)
+    feats[-1] = feats[-1].copy()
+    feats[-1][:, 0] += 200.0  # the last (test) episode: one feature 200 sigma off, targets unchanged
+    res = probe_features(feats, targets)
+    assert clean["r2"] > 0.95 and abs(clean["r2_clipped"] - clean["r2"]) < 0.02
+    assert res["r2"] < 0.0 < 0.8 < res["r2_clipped"]
+
+
 def test_r2_is_variance_weighted_and_ignores_constant_axes():
     y = np.stack([np.linspace(0, 1, 20), np.full(20, 0.025)], axis=1)  # second axis never varies
     y_hat = y.copy()
@@ -163,10 +177,56 @@ def test_cli_probe_end_to_end_on_reach(tmp_path, capsys):
     assert rnd["encoder"]["random_init"] and rnd["encoder"]["weights_hash"] != res["encoder"]["weights_hash"]
 
 
+def test_cli_probe_on_a_collected_dataset_equals_probing_freshly_collected_episodes(tmp_path):
+    """--data reads the same episodes `probe` would collect with the manifest's seeds and policy."""
+    import json
+
+    from world_model.encoder_loading import save_encoder
+
+    enc = build_encoder("vit_tiny", seed=3, depth=1, embed_dim=32, num_heads=2, patch_size=8, image_size=32)
+    save_encoder(tmp_path / "enc.pt", enc)
+    data = tmp_path / "push"
+    assert cli_exit_code(["collect", "--env", "simjepa/Push-v0", "--episodes", "6", "--policy", "mixed", "--render-size",
+                          "32", "--seed-start", "7", "--max-steps", "6", "--out", str(data), "--quiet"]) == 0
+    assert cli_exit_code(["probe", "--encoder", str(tmp_path / "enc.pt"), "--data", str(data), "--out",
+                          str(tmp_path / "d.json"), "--quiet"]) == 0
+    from_data = json.loads((tmp_path / "d.json").read_text())
+    assert from_data["settings"]["episodes"] == 6 and from_data["settings"]["seed_start"] == 7
+    assert from_data["settings"]["env"] == "simjepa/Push-v0" and from_data["data"] == str(data)
+    assert from_data["r2_object"] is not None and from_data["r2_gripper"] is not None
+
+    from planning.probe_episodes import collect_probe_episodes, load_probe_episodes
+
+    env_id, loaded = load_probe_episodes(str(data), 6, progress=False)
+    fresh = collect_probe_episodes("simjepa/Push-v0", 1, 7, 32, "mixed", progress=False)
+    assert env_id == "simjepa/Push-v0" and len(loaded) == 6
+    n = len(loaded[0].frames)  # the dataset stopped at 6 steps; the fresh rollout runs the env's full length
+    assert np.array_equal(loaded[0].frames, fresh[0].frames[:n])
+    np.testing.assert_allclose(loaded[0].obj, fresh[0].obj[:n], atol=1e-6)
+    np.testing.assert_allclose(loaded[0].ee, fresh[0].ee[:n], atol=1e-6)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--seed-start", "3"], "--seed-start"),
+    (["--env", "simjepa/Reach-v0"], "drop --env"),
+    (["--episodes", "9"], "fewer than the 9"),
+])
+def test_cli_probe_data_refuses_conflicting_options(tmp_path, capsys, extra, message):
+    assert cli_exit_code(["collect", "--env", "simjepa/Push-v0", "--episodes", "6", "--render-size", "32",
+                          "--max-steps", "3", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    capsys.readouterr()
+    code = cli_exit_code(["probe", "--encoder", "vit_tiny", "--data", str(tmp_path / "d"), *extra,
+                          "--out", str(tmp_path / "p.json"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and not (tmp_path / "p.json").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--env", "simjepa/Push-v0", "--episodes", "3"], "at least 5"),
     (["--env", "simjepa/Nope-v0", "--encoder", "vit_tiny"], "unknown env id"),
     (["--env", "simjepa/Push-v0", "--encoder", "missing.pt"], "neither a checkpoint path"),
+    (["--episodes", "5"], "--env ID (collects them) or --data DIR"),
+    (["--data", "no/such/dir"], "not found"),
 ])
 def test_cli_probe_bad_input_exits_2(tmp_path, capsys, args, message):
     code = cli_exit_code(["probe", *args, "--out", str(tmp_path / "p.json"), "--quiet"])

@@ -29,6 +29,7 @@ class BlockMaskSpec:
     spatial_scale: tuple[float, float]  # fraction of the h x w grid covered by one block
     aspect_ratio: tuple[float, float] = (0.75, 1.5)
     temporal_scale: tuple[float, float] = (1.0, 1.0)  # fraction of the time steps a block spans
+    end_anchored: bool = False  # blocks end at the clip's last time step (future prediction) instead of anywhere
 
 
 SHORT_RANGE = BlockMaskSpec(num_blocks=8, spatial_scale=(0.15, 0.15))
@@ -59,14 +60,15 @@ def sample_block_size(
 
 
 def _sample_masked_grid(
-    grid: tuple[int, int, int], size: tuple[int, int, int], num_blocks: int, generator: torch.Generator
+    grid: tuple[int, int, int], size: tuple[int, int, int], num_blocks: int, generator: torch.Generator,
+    end_anchored: bool = False,
 ) -> torch.Tensor:
     """Boolean ``[t*h*w]`` (raster order), True where any of ``num_blocks`` blocks covers a token."""
     duration, height, width = grid
     t, h, w = size
     masked = torch.zeros(grid, dtype=torch.bool)
     for _ in range(num_blocks):
-        start = _randint(duration - t + 1, generator)
+        start = duration - t if end_anchored else _randint(duration - t + 1, generator)
         top = _randint(height - h + 1, generator)
         left = _randint(width - w + 1, generator)
         masked[start : start + t, top : top + h, left : left + w] = True
@@ -96,7 +98,7 @@ def sample_block_masks(
     keeps, preds = [], []
     for _ in range(batch_size):
         for _attempt in range(1000):
-            masked = _sample_masked_grid(grid, size, spec.num_blocks, generator)
+            masked = _sample_masked_grid(grid, size, spec.num_blocks, generator, spec.end_anchored)
             if not masked.all():
                 break
         else:  # the drawn block size covers the grid whatever the placement: leave one token
@@ -149,6 +151,21 @@ def grid_masks(grid_hw: tuple[int, int]) -> tuple[BlockMaskSpec, ...]:
     official_cover = 1.0 - (1.0 - SHORT_RANGE.spatial_scale[0]) ** SHORT_RANGE.num_blocks
     s_short = min(0.5, max(4.0 / (h * w), 1.0 - (1.0 - official_cover) ** (1.0 / n_short)))
     return (BlockMaskSpec(num_blocks=n_short, spatial_scale=(s_short, s_short)), LONG_RANGE)
+
+
+def future_masks(specs: tuple[BlockMaskSpec, ...]) -> tuple[BlockMaskSpec, ...]:
+    """The same spatial families, masking only the clip's later half: predict the future from the past.
+
+    Why: official blocks are tubes through the whole clip, so whatever sits under a block (often the
+    whole cube, a few tokens) is hidden at every time step and cannot be predicted from the context;
+    an EMA-target objective then gains by *not* encoding it, which is one way pretraining can end up
+    no better than random weights on where the cube is. With the earlier half fully visible, what is
+    hidden later is mostly predictable (the cube rarely moves; the arm continues its motion), so
+    encoding the cube costs nothing and encoding the arm's velocity pays. Needs at least two temporal
+    tokens (``--frames 4`` with tubelet 2).
+    """
+    return tuple(BlockMaskSpec(s.num_blocks, s.spatial_scale, s.aspect_ratio, temporal_scale=(0.5, 0.5),
+                               end_anchored=True) for s in specs)
 
 
 def masked_fraction(grid: tuple[int, int, int], specs: tuple[BlockMaskSpec, ...], samples: int = 64,

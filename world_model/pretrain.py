@@ -37,7 +37,7 @@ from simjepa_core.episodes import complete_episode_indices, load_episode, read_m
 from world_model.checkpoints import save_model, weights_hash
 from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
 from world_model.layers import Block, grid_positions
-from world_model.masks import VJEPA_MASKS, BlockMaskSpec, grid_masks, sample_multiblock_masks
+from world_model.masks import VJEPA_MASKS, BlockMaskSpec, future_masks, grid_masks, sample_multiblock_masks
 from world_model.preprocessing import normalize_frames
 from world_model.training_loop import RunState, SkippedBatches, adamw, set_lr, write_row
 
@@ -75,7 +75,8 @@ class PretrainConfig:
     ckpt_every: int = 100
     log_every: int = 10
     bf16: bool = True
-    masks: str = "official"  # "official": V-JEPA's 16x16-tuned families; "grid": sized for the token grid (masks.grid_masks)
+    masks: str = "official"  # "official": V-JEPA's 16x16-tuned families; "grid": sized for the token grid (masks.grid_masks);
+    # "future": the grid families on the clip's later half only (masks.future_masks; needs frames >= 4)
     device: str = "cpu"  # where training runs ("cuda" on a GPU); not a result setting: a run resumes on any device
 
     def check(self) -> None:
@@ -99,6 +100,9 @@ class PretrainConfig:
             problems.append(f"still_fraction must lie in [0, 1], got {self.still_fraction}")
         if self.masks not in MASK_CHOICES:
             problems.append(f"--masks {self.masks!r} must be one of {', '.join(MASK_CHOICES)}")
+        elif self.masks == "future" and self.frames < 4:
+            problems.append(f"--masks future predicts a clip's later half from its earlier one: it needs --frames 4 or "
+                            f"more (two temporal tokens), got {self.frames}")
         if self.pred_dim % self.pred_heads:
             problems.append(f"predictor width {self.pred_dim} is not divisible by {self.pred_heads} heads")
         if problems:
@@ -112,11 +116,13 @@ class PretrainConfig:
         return d
 
 
-MASK_CHOICES = ("official", "grid")
+MASK_CHOICES = ("official", "grid", "future")
 
 
 def mask_specs_for(config: PretrainConfig, grid: tuple[int, int, int]) -> tuple[BlockMaskSpec, ...]:
     """The mask families a run samples on its ``(t, h, w)`` token grid (see ``PretrainConfig.masks``)."""
+    if config.masks == "future":
+        return future_masks(grid_masks(grid[1:]))
     return grid_masks(grid[1:]) if config.masks == "grid" else VJEPA_MASKS
 
 
