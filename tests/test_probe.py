@@ -94,6 +94,15 @@ def test_blockwise_fit_equals_the_closed_form(monkeypatch):
         np.testing.assert_allclose(w, np.linalg.solve(z.T @ z + 10.0 * np.eye(f), z.T @ yc), rtol=1e-6, atol=1e-9)
         ridge = probe_mod.RidgeProbe(mean, scale, w, y.mean(0), 10.0)
         np.testing.assert_allclose(ridge.predict(x), z @ w + y.mean(0), rtol=1e-10, atol=1e-12)
+        with pytest.raises(ProbeError, match="feature range"):
+            ridge.predict(x, clip=True)
+    # the clipping range, found a block at a time, is the fitting features' own range in z units
+    x_tr, x_va = x[:10], x[10:]
+    fitted = fit_ridge(x_tr, y[:10], x_va, y[10:], alphas=(1.0,))
+    z_all = (x.astype(np.float64) - fitted.mean) / fitted.scale
+    np.testing.assert_allclose(fitted.z_low, z_all.min(0), rtol=1e-12)
+    np.testing.assert_allclose(fitted.z_high, z_all.max(0), rtol=1e-12)
+    np.testing.assert_allclose(fitted.predict(x, clip=True), fitted.predict(x), rtol=1e-10, atol=1e-12)
 
 
 def test_clipped_score_survives_one_test_episode_far_outside_the_fitted_feature_range():

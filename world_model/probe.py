@@ -168,9 +168,12 @@ def fit_ridge(
     mean, scale = _standardise(x_all)
     y_mean = y_all.mean(0)
     weight = _ridge_solutions(x_all, y_all - y_mean, mean, scale, [best])[best]
-    z = [_zscores(c, mean, scale) for c in _row_chunks(x_all)]
+    z_low, z_high = np.full(x_all.shape[1], np.inf), np.full(x_all.shape[1], -np.inf)
+    for c in _row_chunks(x_all):  # a block at a time: no float64 copy of every feature at once
+        z = _zscores(c, mean, scale)
+        z_low, z_high = np.minimum(z_low, z.min(0)), np.maximum(z_high, z.max(0))
     return RidgeProbe(mean=mean, scale=scale, weight=weight, bias=y_mean, alpha=best, val_r2=val_r2,
-                      z_low=np.min([c.min(0) for c in z], 0), z_high=np.max([c.max(0) for c in z], 0))
+                      z_low=z_low, z_high=z_high)
 
 
 def split_episodes(n: int, fractions: tuple[float, float] = (0.6, 0.2)) -> tuple[list[int], list[int], list[int]]:
