@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 from simjepa_core.errors import SimjepaError
-from world_model.checkpoints import load_file, load_weights, save_model, weights_hash
-from world_model.pretrain import STATE_FORMAT, PretrainConfig, build_pretrain_encoder
+from world_model.checkpoints import load_file, load_weights
+from world_model.pretrain import STATE_FORMAT, PretrainConfig, build_pretrain_encoder, save_pretrained_encoder
 
 
 def export_snapshot(state_path: str, out: str) -> int:
@@ -30,9 +30,7 @@ def export_snapshot(state_path: str, out: str) -> int:
     encoder = build_pretrain_encoder(config)
     load_weights(encoder, state["target"], f"target weights in {state_path}")
     step = int(state["step"])
-    save_model(out, "encoder", asdict(encoder.config), encoder, name=f"{config.encoder}-simjepa-pretrained",
-               weights_hash=weights_hash(encoder.state_dict()),
-               pretraining={**asdict(config), "steps_done": step, "snapshot_of": str(state_path)})
+    save_pretrained_encoder(out, encoder, config, steps_done=step, snapshot_of=str(state_path))
     return step
 
 

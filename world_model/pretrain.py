@@ -366,6 +366,13 @@ class _Trainer:
         return row
 
 
+def save_pretrained_encoder(out: str | os.PathLike, encoder: VideoViT, config: PretrainConfig, **record: Any) -> None:
+    """Write a pretrained (target) encoder as an encoder checkpoint; its ``pretraining`` record holds the run's
+    settings and ``record`` (data, steps done, ...)."""
+    save_model(out, "encoder", asdict(encoder.config), encoder, name=f"{config.encoder}-simjepa-pretrained",
+               weights_hash=weights_hash(encoder.state_dict()), pretraining={**asdict(config), **record})
+
+
 def pretrain(
     config: PretrainConfig,
     episodes: Sequence[np.ndarray],
@@ -424,12 +431,6 @@ def pretrain(
     if not math.isfinite(final_loss):  # resumed a finished run: report the logged final loss
         logged = run.last_logged("loss")
         final_loss = float("nan") if logged is None else logged
-    enc_config = trainer.target.config
-    save_model(
-        out, "encoder", asdict(enc_config), trainer.target,
-        name=f"{config.encoder}-simjepa-pretrained",
-        weights_hash=weights_hash(trainer.target.state_dict()),
-        pretraining={**asdict(config), "data": [str(d) for d in data], "episodes": len(episodes),
-                     "final_loss": final_loss, "seconds": seconds, "steps_done": trainer.step},
-    )
+    save_pretrained_encoder(out, trainer.target, config, data=[str(d) for d in data], episodes=len(episodes),
+                            final_loss=final_loss, seconds=seconds, steps_done=trainer.step)
     return PretrainResult(out=out, steps=trainer.step, final_loss=final_loss, seconds=seconds, log=run.log_path)

@@ -284,9 +284,8 @@ def probe_features(
     tr, va, te = split_episodes(len(features), split)
     cat = lambda xs, idx: np.concatenate([xs[i] for i in idx])  # noqa: E731
     probe = fit_ridge(cat(features, tr), cat(targets, tr), cat(features, va), cat(targets, va), alphas)
-    y_te = cat(targets, te)
-    y_hat = probe.predict(cat(features, te))
-    y_clip = probe.predict(cat(features, te), clip=True)
+    y_te, x_te = cat(targets, te), cat(features, te)
+    y_hat, y_clip = probe.predict(x_te), probe.predict(x_te, clip=True)
     extra = {} if arm_distance is None else {
         "rmse_by_arm_distance": rmse_by_bins(y_te, y_hat, cat(arm_distance, te), ARM_DISTANCE_BINS)}
     return {
@@ -412,9 +411,8 @@ def motion_probe_features(
     tr, va, te = split_episodes(len(features), split)
     cat = lambda xs, idx: np.concatenate([xs[i] for i in idx])  # noqa: E731
     probe = fit_ridge(cat(features, tr), cat(velocities, tr), cat(features, va), cat(velocities, va), alphas)
-    y = cat(velocities, te)
-    y_hat = probe.predict(cat(features, te))
-    y_clip = probe.predict(cat(features, te), clip=True)
+    y, x_te = cat(velocities, te), cat(features, te)
+    y_hat, y_clip = probe.predict(x_te), probe.predict(x_te, clip=True)
     out: dict[str, Any] = {
         "r2": r2_score(y, y_hat), "r2_clipped": r2_score(y, y_clip), "r2_per_axis": r2_per_axis(y, y_hat),
         "rmse_m_per_step": float(np.sqrt(((y - y_hat) ** 2).sum(1).mean())),
