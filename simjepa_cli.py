@@ -568,14 +568,15 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
               help="Encoder family member (the same ViT code as ViT-g, smaller).")
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
               help="Final encoder checkpoint; run state and log go to OUT.run/ (resumed if present).")
-@click.option("--steps", type=STEPS, default=2000, show_default=True, help="Optimizer steps.")
-@click.option("--batch-size", type=BATCH, default=32, show_default=True, help="Clips per step.")
+@click.option("--steps", type=STEPS, default=4000, show_default=True, help="Optimizer steps.")
+@click.option("--batch-size", type=BATCH, default=64, show_default=True, help="Clips per step.")
 @click.option("--image-size", type=IMAGE_PX, default=64, show_default=True, help="Frame size (multiple of 16).")
 @click.option("--patch-size", type=_ints(1, 256), default=8, show_default=True, help="Patch size (divides --image-size).")
 @click.option("--depth", type=SMALL, default=None, help="Override the config's depth (shipped encoder: 6).")
-@click.option("--frames", type=_ints(2, 1024), default=2, show_default=True, help="Frames per clip (even; tubelet 2).")
+@click.option("--frames", type=_ints(2, 1024), default=4, show_default=True,
+              help="Frames per clip (even; tubelet 2: 4 frames = two temporal tokens).")
 @click.option("--lr", type=_Real(0, 10, min_open=True), default=5e-4, show_default=True, help="Peak learning rate (warm-up from 1e-4, cosine to 1e-5).")
-@click.option("--warmup", type=_ints(0, 100_000_000), default=100, show_default=True, help="Warm-up steps.")
+@click.option("--warmup", type=_ints(0, 100_000_000), default=400, show_default=True, help="Warm-up steps.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
 @click.option("--ckpt-every", type=STEPS, default=100, show_default=True, help="Save resumable state every N steps.")
 @click.option("--masks", type=click.Choice(["official", "grid", "future"]), default="official", show_default=True,

@@ -43,7 +43,7 @@ for cam in $CAMERAS; do
 done
 
 "$BIN/simjepa" pretrain-encoder --data "$DATA/reach" --data "$DATA/push" --data "$DATA/pickplace" \
-  --config vit_tiny --depth 6 --image-size "$SIZE" --patch-size 8 --steps 150 --batch-size 32 --lr 5e-4 \
+  --config vit_tiny --depth 6 --image-size "$SIZE" --patch-size 8 --frames 2 --steps 150 --batch-size 32 --lr 5e-4 \
   --warmup 30 --threads 1 --quiet --out "$WORK/encoder.pt"
 
 FEATURES=()

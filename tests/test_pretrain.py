@@ -20,8 +20,8 @@ from world_model.pretrain import (
     run_dir_for,
 )
 
-TINY = dict(
-    image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
+TINY = dict(  # 2-frame clips (one temporal token): the cheapest shape; the 4-frame default is tested on its own
+    image_size=32, patch_size=8, frames=2, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
     pred_dim=16, pred_depth=1, pred_heads=2, batch_size=8, warmup_steps=2, lr=2e-3, start_lr=5e-4,
 )
 
@@ -182,3 +182,17 @@ def test_cli_pretrains_from_a_collected_dataset_and_load_encoder_reads_it(tmp_pa
         assert enc(torch.zeros(1, 3, 2, 32, 32)).shape == (1, 16, enc.config.embed_dim)
     obj = read_model(out, "encoder")
     assert obj["pretraining"]["episodes"] == 2 and obj["pretraining"]["data"] == [str(data)]
+
+
+def test_cli_defaults_are_the_pretrain_config_defaults():
+    """One recipe: `simjepa pretrain-encoder` with no tuning flags trains what PretrainConfig() describes
+    (4-frame clips, batch 64, 4000 steps, 400 warm-up; docs/encoder-v3.md measured it)."""
+    from simjepa_cli import cli
+
+    defaults = {p.name: p.default for p in cli.commands["pretrain-encoder"].params}
+    cfg = PretrainConfig()
+    assert (defaults["frames"], defaults["batch_size"], defaults["steps"], defaults["warmup"], defaults["lr"],
+            defaults["masks"], defaults["image_size"], defaults["patch_size"], defaults["seed"]) == (
+        cfg.frames, cfg.batch_size, cfg.steps, cfg.warmup_steps, cfg.lr, cfg.masks, cfg.image_size, cfg.patch_size,
+        cfg.seed)
+    assert cfg.frames >= 4  # two temporal tokens: the motion probe needs them (one-token clips carry no velocity)

@@ -56,15 +56,15 @@ class PretrainConfig:
     image_size: int = 64
     patch_size: int = 8
     encoder_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"depth": 2} for tests
-    frames: int = 2  # frames per clip; tubelet 2 -> frames/2 token time steps
+    frames: int = 4  # frames per clip; tubelet 2 -> frames/2 token time steps
     frame_stride: int = 1  # env steps between clip frames
     still_fraction: float = 0.25  # clips of one repeated frame: how planning encodes observations
-    steps: int = 1500
-    batch_size: int = 32
+    steps: int = 4000
+    batch_size: int = 64
     lr: float = 5e-4
     start_lr: float = 1e-4
     final_lr: float = 1e-5
-    warmup_steps: int = 100
+    warmup_steps: int = 400
     weight_decay: float = 0.04
     ema_start: float = 0.996
     ema_end: float = 1.0
