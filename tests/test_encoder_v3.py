@@ -172,3 +172,25 @@ def test_clip_features_shape_and_run_motion_probe_end_to_end():
     pos_res = run_probe(enc, ProbeSettings(env="synthetic", episodes=8, seed_start=0, render_size=32), episodes=eps,
                         progress=False)
     assert "r2_gripper" in pos_res and pos_res["gripper"]["frames"]["test"] > 0
+
+
+def test_committed_4000_step_encoder_is_the_default_recipes_and_encodes_a_clip():
+    """The encoder docs/encoder-v3.md probes (hash cad649cbe07c789c) ships so a model can be built on it without
+    re-running its 103 min of pretraining; its record must be the default recipe on the 800 pretraining episodes."""
+    from pathlib import Path
+
+    from world_model.checkpoints import read_model, weights_hash
+    from world_model.encoder_loading import load_encoder
+
+    path = Path(__file__).resolve().parents[1] / "world_model" / "assets" / "encoder_4frame_4000steps.pt"
+    obj = read_model(path, "encoder")
+    assert obj["weights_hash"] == weights_hash(obj["state_dict"]) == "cad649cbe07c789c"
+    rec, cfg = obj["pretraining"], PretrainConfig()
+    assert (rec["frames"], rec["batch_size"], rec["steps_done"], rec["warmup_steps"], rec["masks"]) == (
+        cfg.frames, cfg.batch_size, cfg.steps, cfg.warmup_steps, cfg.masks)
+    assert rec["episodes"] == 800 and rec["encoder_overrides"] == {"depth": 6}
+    enc = load_encoder(str(path))
+    assert enc.config.image_size == 64 and enc.config.patch_size == 8
+    with torch.no_grad():
+        out = enc(torch.zeros(1, 3, 4, 64, 64))  # one 4-frame clip -> 2 temporal tokens x 8x8
+    assert out.shape == (1, 2 * 64, 192) and torch.isfinite(out).all()
