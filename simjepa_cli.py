@@ -593,7 +593,9 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
     over the kept tokens, a narrow predictor, an EMA target encoder and an L1 loss on layer-normed
     target features. Logs loss and a collapse monitor (target std, effective rank) to
     OUT.run/log.jsonl. Re-running the same command after a kill resumes to the same weights. OUT
-    loads with `--encoder OUT` / world_model.load_encoder(OUT).
+    loads with `--encoder OUT` / world_model.load_encoder(OUT). The defaults (4-frame clips, batch
+    64, 4000 steps) are the recipe whose linear probe beat random weights; docs/encoder-v3.md has
+    its probes and its wall time on a 2-core CPU.
 
     \b
     Examples:
