@@ -269,6 +269,34 @@ def rmse_by_bins(y: np.ndarray, y_hat: np.ndarray, covariate: np.ndarray, edges:
     return rows
 
 
+def _cat(xs: Sequence[np.ndarray], idx: Sequence[int]) -> np.ndarray:
+    return np.concatenate([xs[i] for i in idx])
+
+
+@dataclass
+class _HeldOut:
+    """A ridge probe fitted on the train + validation episodes, and its held-out targets and predictions."""
+
+    probe: RidgeProbe
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    y: np.ndarray  # [N_test, K]
+    y_hat: np.ndarray  # [N_test, K]
+    y_clip: np.ndarray  # [N_test, K] with the features clipped to their fitted range
+
+
+def _fit_held_out(features: Sequence[np.ndarray], targets: Sequence[np.ndarray], split: tuple[float, float],
+                  alphas: Sequence[float]) -> _HeldOut:
+    """Split by episode, fit (alpha chosen on validation), predict the test episodes plainly and clipped."""
+    if len(features) != len(targets):
+        raise ProbeError(f"{len(features)} feature episodes but {len(targets)} target episodes")
+    tr, va, te = split_episodes(len(features), split)
+    probe = fit_ridge(_cat(features, tr), _cat(targets, tr), _cat(features, va), _cat(targets, va), alphas)
+    x_te = _cat(features, te)
+    return _HeldOut(probe, tr, va, te, _cat(targets, te), probe.predict(x_te), probe.predict(x_te, clip=True))
+
+
 def probe_features(
     features: Sequence[np.ndarray], targets: Sequence[np.ndarray], split: tuple[float, float] = (0.6, 0.2),
     alphas: Sequence[float] = DEFAULT_ALPHAS, arm_distance: Sequence[np.ndarray] | None = None,
@@ -279,24 +307,19 @@ def probe_features(
     that reads the cube off the features is as good far from the gripper as near it; one that guesses
     the cube from where the arm is (in collected data the arm goes to the cube) is good only near it.
     """
-    if len(features) != len(targets):
-        raise ProbeError(f"{len(features)} feature episodes but {len(targets)} target episodes")
-    tr, va, te = split_episodes(len(features), split)
-    cat = lambda xs, idx: np.concatenate([xs[i] for i in idx])  # noqa: E731
-    probe = fit_ridge(cat(features, tr), cat(targets, tr), cat(features, va), cat(targets, va), alphas)
-    y_te, x_te = cat(targets, te), cat(features, te)
-    y_hat, y_clip = probe.predict(x_te), probe.predict(x_te, clip=True)
+    h = _fit_held_out(features, targets, split, alphas)
+    y_te, y_hat = h.y, h.y_hat
     extra = {} if arm_distance is None else {
-        "rmse_by_arm_distance": rmse_by_bins(y_te, y_hat, cat(arm_distance, te), ARM_DISTANCE_BINS)}
+        "rmse_by_arm_distance": rmse_by_bins(y_te, y_hat, _cat(arm_distance, h.test), ARM_DISTANCE_BINS)}
     return {
         **extra,
         "r2": r2_score(y_te, y_hat),
-        "r2_clipped": r2_score(y_te, y_clip),
+        "r2_clipped": r2_score(y_te, h.y_clip),
         "r2_per_axis": r2_per_axis(y_te, y_hat),
         "rmse_m": float(np.sqrt(((y_te - y_hat) ** 2).sum(1).mean())),
-        "alpha": probe.alpha,
-        "val_r2": {str(a): r for a, r in probe.val_r2.items()},
-        "frames": {"train": sum(len(features[i]) for i in tr), "val": sum(len(features[i]) for i in va),
+        "alpha": h.probe.alpha,
+        "val_r2": {str(a): r for a, r in h.probe.val_r2.items()},
+        "frames": {"train": sum(len(features[i]) for i in h.train), "val": sum(len(features[i]) for i in h.val),
                    "test": len(y_te)},
     }
 
@@ -408,15 +431,12 @@ def motion_probe_features(
     With ``moving_speed`` (the cube), also R^2 and RMSE over the held-out clips whose true speed exceeds
     it, with their own variance: a probe that only learned "the cube rests" scores near 0 there.
     """
-    tr, va, te = split_episodes(len(features), split)
-    cat = lambda xs, idx: np.concatenate([xs[i] for i in idx])  # noqa: E731
-    probe = fit_ridge(cat(features, tr), cat(velocities, tr), cat(features, va), cat(velocities, va), alphas)
-    y, x_te = cat(velocities, te), cat(features, te)
-    y_hat, y_clip = probe.predict(x_te), probe.predict(x_te, clip=True)
+    h = _fit_held_out(features, velocities, split, alphas)
+    y, y_hat, y_clip = h.y, h.y_hat, h.y_clip
     out: dict[str, Any] = {
         "r2": r2_score(y, y_hat), "r2_clipped": r2_score(y, y_clip), "r2_per_axis": r2_per_axis(y, y_hat),
         "rmse_m_per_step": float(np.sqrt(((y - y_hat) ** 2).sum(1).mean())),
-        "alpha": probe.alpha, "clips": {"train": sum(len(features[i]) for i in tr), "test": len(y)},
+        "alpha": h.probe.alpha, "clips": {"train": sum(len(features[i]) for i in h.train), "test": len(y)},
     }
     if moving_speed is not None:
         moving = np.linalg.norm(y, axis=1) > moving_speed
