@@ -29,7 +29,7 @@ def register_envs() -> None:
 def object_state(env_id: str) -> slice | None:
     """Where the state of ``env_id``'s observations holds the task's object position (the cube's centre), or
     ``None`` for an env without one (Reach, Reacher-v5, most adapted Gymnasium envs; Pusher-v5 has its object).
-    Training labels only (``train-proposal --locate-object``): no planner reads it."""
+    Labels only (``train-proposal --locate-object``, the object targets of ``simjepa probe``): no planner reads it."""
     if env_id not in _ENTRY_POINTS:
         from .adapter import OBJECT_STATE
 

@@ -6,23 +6,10 @@ rolling them out needs the simulator, so it lives here, on the layer that uses b
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from simjepa_core.state_layout import GRIPPER, POS
 from world_model.probe import ProbeEpisode
-
-
-def object_slice(env: Any) -> slice | None:
-    """Where the manipulated object's position sits in ``obs["state"]``, for envs that have one.
-
-    Our cube tasks append (cube position, cube Euler, target) after the 7 proprioceptive values
-    (:class:`envs.tasks._CubeTask`); Reach appends its goal point, which is no object.
-    """
-    from envs.tasks import CUBE_POS
-
-    return CUBE_POS if hasattr(env.unwrapped, "cube_pose") else None
 
 
 def collect_probe_episodes(
@@ -32,11 +19,11 @@ def collect_probe_episodes(
     """Roll out ``episodes`` seeded episodes (``seed_start + i``) with ``simjepa collect``'s policies."""
     from tqdm import tqdm
 
-    from envs import make_env
+    from envs import make_env, object_state
     from envs.collect import run_episode
 
     env = make_env(env_id, render_size=render_size)
-    obj = object_slice(env)
+    obj = object_state(env_id)
     max_steps = env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 50
     out = []
     try:
@@ -57,7 +44,7 @@ def load_probe_episodes(directory: str, episodes: int | None = None, progress: b
     """
     from tqdm import tqdm
 
-    from envs import make_env
+    from envs import object_state
     from simjepa_core.episodes import DatasetError, complete_episode_indices, load_episode, read_manifest
 
     manifest = read_manifest(directory)
@@ -68,11 +55,7 @@ def load_probe_episodes(directory: str, episodes: int | None = None, progress: b
                                f"collect more or lower --episodes")
         indices = indices[:episodes]
     env_id = manifest["env_id"]
-    env = make_env(env_id, render_size=manifest["render_size"])
-    try:
-        obj = object_slice(env)
-    finally:
-        env.close()
+    obj = object_state(env_id)
     out = []
     for i in tqdm(indices, desc=f"probe episodes {directory}", disable=not progress):
         ep = load_episode(directory, i)

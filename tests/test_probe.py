@@ -271,3 +271,22 @@ def test_mlp_probe_diagnostic_reads_a_nonlinear_target_a_linear_map_cannot():
     assert val > 0.7 and test > 0.7  # input dropout (0.2) caps it near 0.75 on 8 inputs
     linear = torch.linalg.lstsq(torch.cat([x[0], torch.ones(3000, 1)], 1), y[0]).solution
     assert r2_score(y[2].numpy(), (torch.cat([x[2], torch.ones(500, 1)], 1) @ linear).numpy()) < 0.1
+
+
+def test_probe_episodes_take_their_object_targets_from_envs_object_state():
+    """One source for "where is the object in the state": the probe reads Pusher-v5's object (state[17:20])
+    as the proposal's --locate-object labels do, and finds none in Reach."""
+    import envs
+    from envs.collect import run_episode
+    from planning.probe_episodes import collect_probe_episodes
+
+    reach = collect_probe_episodes("simjepa/Reach-v0", 1, 3, 32, "random", progress=False)[0]
+    assert reach.obj is None and reach.gripper is not None
+    pusher = collect_probe_episodes("Pusher-v5", 1, 3, 32, "random", progress=False)[0]
+    env = envs.make_env("Pusher-v5", render_size=32)
+    try:
+        states = run_episode(env, "random", 3, env.spec.max_episode_steps).states
+    finally:
+        env.close()
+    assert pusher.obj is not None and pusher.obj.shape == (len(states), 3)
+    np.testing.assert_allclose(pusher.obj, states[:, envs.object_state("Pusher-v5")], atol=1e-9)
