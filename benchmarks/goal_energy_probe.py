@@ -15,11 +15,15 @@ the trap unless something else in the features shows the cube. The env's state i
 this is a probe of the energy, not a protocol.
 
     python benchmarks/goal_energy_probe.py --env simjepa/Push-v0 --seeds 500-519 --out benchmarks/results/hierarchy/goal_energy_push.json
+
+``--encoder E`` scores with another frozen encoder of the model's shape (the energy needs no predictor),
+e.g. a random init or a longer-pretrained encoder, at the model's frame size and token pooling.
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import mujoco
@@ -29,6 +33,8 @@ import torch
 from envs.registration import make_env
 from planning.energy import normalize_reps
 from world_model import load_world_model
+from world_model.encoder_loading import load_encoder
+from world_model.frozen_encoder import FrozenEncoder
 
 
 def frames_of(env, seed: int) -> dict[str, np.ndarray]:
@@ -62,10 +68,14 @@ def main() -> None:
     ap.add_argument("--env", default="simjepa/Push-v0")
     ap.add_argument("--seeds", default="500-519", help="first-last (tuning seeds)")
     ap.add_argument("--model", default="default")
+    ap.add_argument("--encoder", default=None, help="score with this encoder instead of the model's own")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     lo, hi = (int(x) for x in args.seeds.split("-"))
     wm = load_world_model(args.model)
+    if args.encoder:
+        wm = replace(wm, encoder=FrozenEncoder(load_encoder(args.encoder), image_size=wm.image_size,
+                                               token_pool=wm.token_pool))
     env = make_env(args.env, render_size=wm.image_size)
     rows = []
     names = ("start", "arm_at_goal", "cube_at_goal", "goal")
@@ -78,7 +88,7 @@ def main() -> None:
     env.close()
     summary = {n: float(np.mean([r[n] for r in rows])) for n in names}
     trap = float(np.mean([r["arm_at_goal"] < r["cube_at_goal"] for r in rows]))
-    result = {"env": args.env, "model": args.model, "seeds": [lo, hi], "mean_energy": summary,
+    result = {"env": args.env, "model": args.model, "encoder": args.encoder or "the model's", "seeds": [lo, hi], "mean_energy": summary,
               "share_arm_at_goal_below_cube_at_goal": trap, "rows": rows}
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
     if args.out:
