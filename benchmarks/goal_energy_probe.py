@@ -16,7 +16,8 @@ this is a probe of the energy, not a protocol.
 
     python benchmarks/goal_energy_probe.py --env simjepa/Push-v0 --seeds 500-519 --out benchmarks/results/hierarchy/goal_energy_push.json
 
-``--encoder E`` scores with another frozen encoder of the model's shape (the energy needs no predictor),
+``cube_share``: the cube-only-wrong energy as a share of the start's, under three reads of the per-token
+energies (:func:`cube_shares`). ``--encoder E`` scores with another frozen encoder of the model's shape (the energy needs no predictor),
 e.g. a random init or a longer-pretrained encoder, at the model's frame size and token pooling.
 """
 from __future__ import annotations
@@ -63,6 +64,17 @@ def frames_of(env, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
+def cube_shares(per_token: torch.Tensor) -> dict[str, float]:
+    """How much of the start's energy is left when only the cube is wrong (``arm_at_goal`` / ``start``),
+    under three reads of the per-token energies ``[start, arm_at_goal, ...]`` x tokens: the planner's mean
+    over tokens; a mean weighted by how much each token differs between start and goal (a weighting a
+    planner could compute from its observation and the goal image); the mean of the 4 largest tokens."""
+    w = per_token[0] / per_token[0].sum()
+    reads = {"mean": per_token.mean(1), "start_goal_weighted": (per_token * w).sum(1),
+             "top4_tokens": per_token.topk(4, dim=1).values.mean(1)}
+    return {k: float(v[1] / v[0]) for k, v in reads.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="simjepa/Push-v0")
@@ -83,13 +95,15 @@ def main() -> None:
         fr = frames_of(env, seed)
         with torch.no_grad():
             z = normalize_reps(wm.encode(np.stack([fr["goal_image"], *(fr[n] for n in names)])).float())
-        e = (z[1:] - z[:1]).abs().mean(dim=(1, 2)).tolist()
-        rows.append({"seed": seed, **dict(zip(names, e))})
+        per_token = (z[1:] - z[:1]).abs().mean(-1)  # [4, N]: each frame's energy on each token
+        e = per_token.mean(1).tolist()
+        rows.append({"seed": seed, **dict(zip(names, e)), "cube_share": cube_shares(per_token)})
     env.close()
     summary = {n: float(np.mean([r[n] for r in rows])) for n in names}
     trap = float(np.mean([r["arm_at_goal"] < r["cube_at_goal"] for r in rows]))
-    result = {"env": args.env, "model": args.model, "encoder": args.encoder or "the model's", "seeds": [lo, hi], "mean_energy": summary,
-              "share_arm_at_goal_below_cube_at_goal": trap, "rows": rows}
+    shares = {k: float(np.mean([r["cube_share"][k] for r in rows])) for k in rows[0]["cube_share"]}
+    result = {"env": args.env, "model": args.model, "encoder": args.encoder or "the model's", "seeds": [lo, hi],
+              "mean_energy": summary, "share_arm_at_goal_below_cube_at_goal": trap, "cube_share": shares, "rows": rows}
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
