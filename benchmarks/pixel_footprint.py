@@ -20,27 +20,24 @@ from pathlib import Path
 import numpy as np
 
 import envs
+from planning.provenance import command_line
 
 
-def _rollout(size: int, seed: int, steps: int, grip: float) -> tuple[np.ndarray, np.ndarray]:
+def _rollout(env, seed: int, steps: int, grip: float) -> tuple[np.ndarray, np.ndarray]:
     """The last frame and state after ``steps`` random arm actions with the gripper command fixed to ``grip``."""
     rng = np.random.default_rng(seed)
-    env = envs.make_env("simjepa/Push-v0", render_size=size)
-    try:
-        obs, _ = env.reset(seed=seed)
-        for _ in range(steps):
-            a = np.zeros(7, np.float32)
-            a[:3] = rng.uniform(-0.5, 0.5, 3)
-            a[6] = grip
-            obs, *_ = env.step(a)
-    finally:
-        env.close()
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
+        a = np.zeros(7, np.float32)
+        a[:3] = rng.uniform(-0.5, 0.5, 3)
+        a[6] = grip
+        obs, *_ = env.step(a)
     return obs["pixels"].astype(np.int16), obs["state"]
 
 
-def footprint(size: int, seed: int, steps: int, threshold: int) -> dict[str, float]:
-    open_px, open_state = _rollout(size, seed, steps, -1.0)
-    shut_px, shut_state = _rollout(size, seed, steps, 1.0)
+def footprint(env, seed: int, steps: int, threshold: int) -> dict[str, float]:
+    open_px, open_state = _rollout(env, seed, steps, -1.0)
+    shut_px, shut_state = _rollout(env, seed, steps, 1.0)
     changed = np.abs(open_px - shut_px).max(-1) > threshold
     r, g, b = open_px[..., 0], open_px[..., 1], open_px[..., 2]
     cube = (r > 150) & (g < 90) & (b < 90)
@@ -60,7 +57,11 @@ def main() -> None:
     start, stop = (int(v) for v in args.seeds.split(":"))
     rows = []
     for size in args.sizes:
-        per_seed = [footprint(size, s, args.steps, args.threshold) for s in range(start, stop)]
+        env = envs.make_env("simjepa/Push-v0", render_size=size)
+        try:
+            per_seed = [footprint(env, s, args.steps, args.threshold) for s in range(start, stop)]
+        finally:
+            env.close()
         grip = np.array([p["gripper_pixels"] for p in per_seed])
         cube = np.array([p["cube_pixels"] for p in per_seed])
         rows.append({"size": size, "frame_pixels": size * size,
@@ -71,9 +72,8 @@ def main() -> None:
         print(f"{size:>4} px: gripper open->closed changes {np.median(grip):.0f} px (median; {grip.min()}-{grip.max()}) "
               f"of {size * size}; cube {np.median(cube):.0f} px ({cube.min()}-{cube.max()})")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"command": "benchmarks/pixel_footprint.py " + " ".join(
-        f"--{k} {v if not isinstance(v, list) else ' '.join(map(str, v))}" for k, v in vars(args).items()),
-        "seeds": [start, stop], "steps": args.steps, "threshold": args.threshold, "rows": rows}, indent=1))
+    Path(args.out).write_text(json.dumps({"command": command_line(), "seeds": [start, stop], "steps": args.steps,
+                                          "threshold": args.threshold, "rows": rows}, indent=1))
     print(f"-> {args.out}")
 
 
