@@ -579,9 +579,10 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
 @click.option("--warmup", type=_ints(0, 100_000_000), default=400, show_default=True, help="Warm-up steps.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of init, clip and mask sampling.")
 @click.option("--ckpt-every", type=STEPS, default=100, show_default=True, help="Save resumable state every N steps.")
-@click.option("--masks", type=click.Choice(["official", "grid", "future"]), default="official", show_default=True,
-              help="Mask families: V-JEPA's (tuned for a 16x16 token grid), sized for this run's grid, or future: "
-                   "the grid's blocks on the clip's later half only, the earlier half all context (needs --frames 4+).")
+@click.option("--masks", type=click.Choice(["official", "grid", "future", "short", "long"]), default="official", show_default=True,
+              help="Mask families: V-JEPA's (tuned for a 16x16 token grid), sized for this run's grid, future: "
+                   "the grid's blocks on the clip's later half only, the earlier half all context (needs --frames 4+), "
+                   "or one official family alone: short (8 blocks of 15%) or long (2 blocks of 70%).")
 @click.option("--device", default="cpu", show_default=True, help="Where to train: cpu, cuda, cuda:1 ...")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option

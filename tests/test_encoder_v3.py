@@ -76,11 +76,21 @@ def test_pretrain_config_selects_masks_and_device_is_not_a_result_setting():
     assert mask_specs_for(PretrainConfig(masks="future", frames=4), grid) == future_masks(grid_masks((8, 8)))
     with pytest.raises(PretrainError, match="needs --frames 4"):
         PretrainConfig(masks="future", frames=2).check()
+    assert mask_specs_for(PretrainConfig(masks="short"), grid) == (VJEPA_MASKS[0],)
+    assert mask_specs_for(PretrainConfig(masks="long"), grid) == (VJEPA_MASKS[1],)
     assert "device" not in PretrainConfig(device="cuda").result_settings()
     assert PretrainConfig(device="cuda").result_settings() == PretrainConfig().result_settings()
 
 
-@pytest.mark.parametrize("masks", ["grid", "future"])
+def test_cli_offers_every_mask_choice_of_the_config():
+    from simjepa_cli import cli
+    from world_model.pretrain import MASK_CHOICES
+
+    opt = next(p for p in cli.commands["pretrain-encoder"].params if p.name == "masks")
+    assert tuple(opt.type.choices) == MASK_CHOICES
+
+
+@pytest.mark.parametrize("masks", ["grid", "future", "long"])
 def test_pretrain_with_grid_or_future_masks_and_4_frame_clips_runs_and_logs(tmp_path, masks):
     rng = np.random.default_rng(0)
     eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]

@@ -37,7 +37,7 @@ from simjepa_core.episodes import complete_episode_indices, load_episode, read_m
 from world_model.checkpoints import save_model, weights_hash
 from world_model.encoder import ENCODER_CONFIGS, VideoViT, build_encoder
 from world_model.layers import Block, grid_positions
-from world_model.masks import VJEPA_MASKS, BlockMaskSpec, future_masks, grid_masks, sample_multiblock_masks
+from world_model.masks import LONG_RANGE, SHORT_RANGE, VJEPA_MASKS, BlockMaskSpec, future_masks, grid_masks, sample_multiblock_masks
 from world_model.preprocessing import normalize_frames
 from world_model.training_loop import RunState, SkippedBatches, adamw, set_lr, write_row
 
@@ -76,7 +76,8 @@ class PretrainConfig:
     log_every: int = 10
     bf16: bool = True
     masks: str = "official"  # "official": V-JEPA's 16x16-tuned families; "grid": sized for the token grid (masks.grid_masks);
-    # "future": the grid families on the clip's later half only (masks.future_masks; needs frames >= 4)
+    # "future": the grid families on the clip's later half only (masks.future_masks; needs frames >= 4);
+    # "short" / "long": one official family alone (8 blocks of 15% / 2 of 70%), to tell what each does
     device: str = "cpu"  # where training runs ("cuda" on a GPU); not a result setting: a run resumes on any device
 
     def check(self) -> None:
@@ -116,13 +117,15 @@ class PretrainConfig:
         return d
 
 
-MASK_CHOICES = ("official", "grid", "future")
+MASK_CHOICES = ("official", "grid", "future", "short", "long")
 
 
 def mask_specs_for(config: PretrainConfig, grid: tuple[int, int, int]) -> tuple[BlockMaskSpec, ...]:
     """The mask families a run samples on its ``(t, h, w)`` token grid (see ``PretrainConfig.masks``)."""
     if config.masks == "future":
         return future_masks(grid_masks(grid[1:]))
+    if config.masks in ("short", "long"):
+        return (SHORT_RANGE,) if config.masks == "short" else (LONG_RANGE,)
     return grid_masks(grid[1:]) if config.masks == "grid" else VJEPA_MASKS
 
 
