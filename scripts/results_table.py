@@ -326,6 +326,7 @@ class Results:
     bench: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     probe: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     oracle: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    energy: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # benchmarks/goal_energy_probe.py
     other: list[tuple[str, str]] = field(default_factory=list)  # (file, why it is not tabulated)
 
 
@@ -349,6 +350,8 @@ def load_results(results_dir: Path) -> Results:
             out.probe.append((rel, data))
         elif "successes" in data and "episodes_detail" in data:
             out.oracle.append((rel, data))
+        elif "share_arm_at_goal_below_cube_at_goal" in data:
+            out.energy.append((rel, data))
         else:
             out.other.append((rel, "unknown layout"))
     return out
@@ -500,6 +503,30 @@ def render_results_md(results: Results) -> str:
                 f"| [`{Path(rel).stem}`](../benchmarks/results/{rel}) | {s.get('env')} | `{_cell(enc)}` | "
                 f"{d.get('image_size')} | {s.get('pool')} | {s.get('episodes')} ({s.get('seed_start')}) | "
                 f"{d['r2_ee']:.3f} | {'-' if obj is None else f'{obj:.3f}'} |"
+            )
+        out.append("")
+
+    if results.energy:
+        out += ["## What the goal energy weighs (`benchmarks/goal_energy_probe.py`)", "",
+                "The cube's share: the energy of a frame with the arm posed as in the goal and the cube unmoved, over",
+                "the start frame's (the part of the energy that can pull the cube), as the planner reads it (mean over",
+                "tokens); then weighted by how much each token differs between start and goal, and over the 4 largest",
+                "tokens (files written before those reads show the mean only). A probe of the energy: it sets the",
+                "simulator's state to build its frames.", "",
+                "| file | env | encoder | seeds | start energy | cube share: mean / weighted / top 4 | arm-at-goal below cube-on-target |",
+                "|---|---|---|---|---:|---|---:|"]
+        for rel, d in results.energy:
+            e = d.get("mean_energy") or {}
+            share = d.get("cube_share") or {}
+            if share:
+                reads = " / ".join(f"{100 * share[k]:.1f} %" for k in ("mean", "start_goal_weighted", "top4_tokens"))
+            else:
+                reads = f"{100 * e['arm_at_goal'] / e['start']:.1f} %" if e.get("start") else "-"
+            seeds = d.get("seeds") or []
+            out.append(
+                f"| [`{Path(rel).stem}`](../benchmarks/results/{rel}) | {d.get('env')} | "
+                f"`{_cell(d.get('encoder') or d.get('model'))}` | {'-'.join(map(str, seeds))} | "
+                f"{e.get('start', float('nan')):.3f} | {reads} | {d['share_arm_at_goal_below_cube_at_goal']:.0%} |"
             )
         out.append("")
 

@@ -235,3 +235,19 @@ def test_the_model_column_names_shipped_models_by_their_predictor_hash(results_d
                                 "proposal": {"path": "embedded in default", "weights_hash": v31[1]}}))
     body = [line for line in rt.render_headline(rt.load_results(results_dir)).splitlines() if "Push-planner-image-goal" in line]
     assert "| default v3.1 |" in body[0]
+
+
+def test_goal_energy_probes_get_a_table_with_the_cube_share(tmp_path: Path) -> None:
+    common = {"env": "simjepa/Push-v0", "model": "default", "seeds": [500, 519], "share_arm_at_goal_below_cube_at_goal": 1.0,
+              "mean_energy": {"start": 0.25, "arm_at_goal": 0.025, "cube_at_goal": 0.24, "goal": 0.0}, "rows": []}
+    _write(tmp_path / "hierarchy" / "goal_energy_push_old.json", common)  # written before the cube_share key
+    _write(tmp_path / "hierarchy" / "goal_energy_push_new.json",
+           {**common, "encoder": "runs/e.pt", "cube_share": {"mean": 0.1, "start_goal_weighted": 0.07, "top4_tokens": 0.25}})
+    results = rt.load_results(tmp_path)
+    assert [Path(rel).stem for rel, _ in results.energy] == ["goal_energy_push_new", "goal_energy_push_old"]
+    assert not results.other
+    lines = rt.render_results_md(results).splitlines()
+    new = next(x for x in lines if "goal_energy_push_new" in x)
+    old = next(x for x in lines if "goal_energy_push_old" in x)
+    assert "`runs/e.pt`" in new and "| 0.250 | 10.0 % / 7.0 % / 25.0 % | 100% |" in new
+    assert "`default`" in old and "| 0.250 | 10.0 % | 100% |" in old
