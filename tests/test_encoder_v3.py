@@ -91,7 +91,7 @@ def test_cli_offers_every_mask_choice_of_the_config():
 
 
 @pytest.mark.parametrize("masks", ["grid", "future", "long"])
-def test_pretrain_with_grid_or_future_masks_and_4_frame_clips_runs_and_logs(tmp_path, masks):
+def test_pretrain_with_each_non_default_mask_family_and_4_frame_clips_runs_and_logs(tmp_path, masks):
     rng = np.random.default_rng(0)
     eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
     cfg = PretrainConfig(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
