@@ -435,6 +435,11 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _file_link(rel: str) -> str:
+    """A result file's table cell in docs/results.md: its stem, linked to the file."""
+    return f"[`{Path(rel).stem}`](../benchmarks/results/{rel})"
+
+
 def render_results_md(results: Results) -> str:
     """The full docs/results.md."""
     out = [
@@ -469,7 +474,7 @@ def render_results_md(results: Results) -> str:
                 "<0.01" if r.seconds_per_action < 0.005 else f"{r.seconds_per_action:.2f}")
             cmd = f"`{_cell(r.command)}`" + ("" if r.command_recorded else " (reconstructed)")
             out.append(
-                f"| [`{r.stem}`](../benchmarks/results/{r.file}) | {r.protocol.text()} | "
+                f"| {_file_link(r.file)} | {r.protocol.text()} | "
                 f"{_cell(', '.join(r.protocol.privileged_inputs) or '-')} | {r.seeds} | {r.episodes} | "
                 f"{r.success_text()} | {r.distance_text()} | {spa} | `{_cell(r.model)}` | {cmd} |"
             )
@@ -485,7 +490,7 @@ def render_results_md(results: Results) -> str:
         for rel, d in results.oracle:
             seeds = _seed_ranges([int(e["seed"]) for e in d.get("episodes_detail") or [] if "seed" in e])
             out.append(
-                f"| [`{Path(rel).stem}`](../benchmarks/results/{rel}) | {d.get('env')} | {d.get('energy')} | "
+                f"| {_file_link(rel)} | {d.get('env')} | {d.get('energy')} | "
                 f"`{_cell(d.get('encoder'))}` | {d.get('random_init')} | {d.get('fine')} | {seeds} | "
                 f"{d.get('successes')}/{d.get('episodes')} | {d.get('mean_final_distance')} m |"
             )
@@ -500,7 +505,7 @@ def render_results_md(results: Results) -> str:
             enc = (d.get("encoder") or {}).get("name", "?") if isinstance(d.get("encoder"), dict) else d.get("encoder")
             obj = d.get("r2_object")
             out.append(
-                f"| [`{Path(rel).stem}`](../benchmarks/results/{rel}) | {s.get('env')} | `{_cell(enc)}` | "
+                f"| {_file_link(rel)} | {s.get('env')} | `{_cell(enc)}` | "
                 f"{d.get('image_size')} | {s.get('pool')} | {s.get('episodes')} ({s.get('seed_start')}) | "
                 f"{d['r2_ee']:.3f} | {'-' if obj is None else f'{obj:.3f}'} |"
             )
@@ -524,7 +529,7 @@ def render_results_md(results: Results) -> str:
                 reads = f"{100 * e['arm_at_goal'] / e['start']:.1f} %" if e.get("start") else "-"
             seeds = d.get("seeds") or []
             out.append(
-                f"| [`{Path(rel).stem}`](../benchmarks/results/{rel}) | {d.get('env')} | "
+                f"| {_file_link(rel)} | {d.get('env')} | "
                 f"`{_cell(d.get('encoder') or d.get('model'))}` | {'-'.join(map(str, seeds))} | "
                 f"{e.get('start', float('nan')):.3f} | {reads} | {d['share_arm_at_goal_below_cube_at_goal']:.0%} |"
             )
@@ -544,7 +549,7 @@ def render_results_md(results: Results) -> str:
             load = lambda k: "-" if not m.get(k) else f"{m[k][0]:.1f}"  # noqa: E731
             fraction = d.get("planner_peak_fraction")
             out.append(
-                f"| [`{Path(rel).stem}`](../benchmarks/results/{rel}) | {_cell((d.get('model') or {}).get('source', '?'))} | "
+                f"| {_file_link(rel)} | {_cell((d.get('model') or {}).get('source', '?'))} | "
                 f"{_cell(search) or '-'} | {d['seconds_per_action_default']:.2f} | "
                 f"{d.get('seconds_per_action_reference', float('nan')):.2f} | "
                 f"{d.get('planner_speedup_vs_reference', float('nan')):.1f}x | "
