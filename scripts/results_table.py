@@ -526,7 +526,9 @@ def render_results_md(results: Results) -> str:
             if share:
                 reads = " / ".join(f"{100 * share[k]:.1f} %" for k in ("mean", "start_goal_weighted", "top4_tokens"))
             else:
-                reads = f"{100 * e['arm_at_goal'] / e['start']:.1f} %" if e.get("start") else "-"
+                # the mean over seeds of each seed's ratio, as the probe's own cube_share["mean"] is
+                ratios = [r["arm_at_goal"] / r["start"] for r in d.get("rows") or [] if r.get("start")]
+                reads = f"{100 * sum(ratios) / len(ratios):.1f} %" if ratios else "-"
             seeds = d.get("seeds") or []
             out.append(
                 f"| {_file_link(rel)} | {d.get('env')} | "

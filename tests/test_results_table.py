@@ -239,7 +239,9 @@ def test_the_model_column_names_shipped_models_by_their_predictor_hash(results_d
 
 def test_goal_energy_probes_get_a_table_with_the_cube_share(tmp_path: Path) -> None:
     common = {"env": "simjepa/Push-v0", "model": "default", "seeds": [500, 519], "share_arm_at_goal_below_cube_at_goal": 1.0,
-              "mean_energy": {"start": 0.25, "arm_at_goal": 0.025, "cube_at_goal": 0.24, "goal": 0.0}, "rows": []}
+              "mean_energy": {"start": 0.25, "arm_at_goal": 0.0275, "cube_at_goal": 0.24, "goal": 0.0},
+              # per-seed shares 5 % and 15 %: their mean is 10 %; the ratio of the mean energies would be 11 %
+              "rows": [{"seed": 500, "start": 0.2, "arm_at_goal": 0.01}, {"seed": 501, "start": 0.3, "arm_at_goal": 0.045}]}
     _write(tmp_path / "hierarchy" / "goal_energy_push_old.json", common)  # written before the cube_share key
     _write(tmp_path / "hierarchy" / "goal_energy_push_new.json",
            {**common, "encoder": "runs/e.pt", "cube_share": {"mean": 0.1, "start_goal_weighted": 0.07, "top4_tokens": 0.25}})
