@@ -106,6 +106,58 @@ def test_pretrain_with_each_non_default_mask_family_and_4_frame_clips_runs_and_l
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_tubelet_pixels_follow_the_encoders_token_order():
+    """The pixel term's target for token i must be the tubelet the encoder embeds as token i: a patch embedding
+    whose weights are the identity outputs exactly the tubelet's pixels."""
+    from world_model.encoder import PatchEmbed3D
+    from world_model.pretrain import tubelet_pixels
+
+    clip = torch.randn(2, 3, 4, 16, 16)
+    dim = 3 * 2 * 8 * 8
+    embed = PatchEmbed3D(patch_size=8, tubelet_size=2, in_chans=3, embed_dim=dim)
+    with torch.no_grad():
+        embed.proj.weight.copy_(torch.eye(dim).reshape(dim, 3, 2, 8, 8))
+        embed.proj.bias.zero_()
+        expected = embed(clip)  # [2, 2*2*2, 384]
+    assert expected.shape == (2, 8, dim)
+    torch.testing.assert_close(tubelet_pixels(clip, patch=8, tubelet=2), expected)
+
+
+def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encoder(tmp_path):
+    rng = np.random.default_rng(0)
+    eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    base = dict(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
+                pred_dim=16, pred_depth=1, pred_heads=2, frames=4, batch_size=2, steps=2, warmup_steps=1,
+                log_every=1, bf16=False, device="cpu")
+    from world_model.checkpoints import read_model
+
+    runs = {}
+    for w in (0.0, 2.0):
+        res = pretrain(PretrainConfig(pixel_weight=w, **base), eps, tmp_path / f"enc{w}.pt", progress=False)
+        runs[w] = ([json.loads(x) for x in res.log.read_text().splitlines()], read_model(res.out, "encoder"))
+    plain, pixel = runs[0.0][0], runs[2.0][0]
+    assert "pixel_loss" not in plain[0] and pixel[0]["pixel_loss"] > 0
+    for r in pixel:
+        assert r["loss"] == pytest.approx(r["latent_loss"] + 2.0 * r["pixel_loss"], rel=1e-5)
+    # the pixel head leaves the rest of the init alone: step 1 sees the same batch and the same latent loss
+    assert pixel[0]["latent_loss"] == pytest.approx(plain[0]["loss"], rel=1e-6)
+    # ... and its gradient reaches the encoder: after the first update, the encoders differ
+    assert pixel[1]["latent_loss"] != pytest.approx(plain[1]["loss"], rel=1e-6)
+    assert runs[2.0][1]["pretraining"]["pixel_weight"] == 2.0
+    with pytest.raises(PretrainError, match="pixel-weight"):
+        PretrainConfig(pixel_weight=float("nan")).check()
+
+
+def test_cli_pixel_weight_rejects_negative_values_without_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from simjepa_cli import cli
+
+    res = CliRunner().invoke(cli, ["pretrain-encoder", "--data", str(tmp_path), "--out", str(tmp_path / "e.pt"),
+                                   "--pixel-weight", "-1"])
+    assert res.exit_code == 2 and "--pixel-weight" in res.output and "Traceback" not in res.output
+
+
 def test_snapshot_of_the_final_state_is_the_finished_runs_encoder(tmp_path, capsys):
     import importlib.util
     from pathlib import Path

@@ -78,6 +78,8 @@ class PretrainConfig:
     masks: str = "official"  # "official": V-JEPA's 16x16-tuned families; "grid": sized for the token grid (masks.grid_masks);
     # "future": the grid families on the clip's later half only (masks.future_masks; needs frames >= 4);
     # "short" / "long": one official family alone (8 blocks of 15% / 2 of 70%), to tell what each does
+    pixel_weight: float = 0.0  # weight of an L1 term on the masked tubelets' pixels beside the latent target
+    # (0: V-JEPA's objective alone); see _Trainer.train_step for why
     device: str = "cpu"  # where training runs ("cuda" on a GPU); not a result setting: a run resumes on any device
 
     def check(self) -> None:
@@ -97,6 +99,8 @@ class PretrainConfig:
             problems.append(f"learning rates must lie in [0, 1) with --lr > 0, got {self.start_lr}/{self.lr}/{self.final_lr}")
         if not (0 <= self.ema_start <= self.ema_end <= 1):
             problems.append(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {self.ema_start}..{self.ema_end}")
+        if not (0 <= self.pixel_weight < math.inf):
+            problems.append(f"--pixel-weight must be a finite number >= 0, got {self.pixel_weight}")
         if not (0 <= self.still_fraction <= 1):
             problems.append(f"still_fraction must lie in [0, 1], got {self.still_fraction}")
         if self.masks not in MASK_CHOICES:
@@ -148,13 +152,15 @@ class MaskPredictor(nn.Module):
     """
 
     def __init__(self, embed_dim: int, pred_dim: int = 96, depth: int = 4, num_heads: int = 4,
-                 num_mask_tokens: int = 2, seed: int = 0, init_std: float = 0.02):
+                 num_mask_tokens: int = 2, seed: int = 0, init_std: float = 0.02, pixel_dim: int = 0):
         super().__init__()
         self.predictor_embed = nn.Linear(embed_dim, pred_dim)
         self.mask_tokens = nn.ParameterList(nn.Parameter(torch.zeros(1, 1, pred_dim)) for _ in range(num_mask_tokens))
         self.predictor_blocks = nn.ModuleList(Block(pred_dim, num_heads) for _ in range(depth))
         self.predictor_norm = nn.LayerNorm(pred_dim, eps=1e-6)
         self.predictor_proj = nn.Linear(pred_dim, embed_dim)
+        # registered last, so that a run without the pixel term initialises every other layer as before
+        self.pixel_proj = nn.Linear(pred_dim, pixel_dim) if pixel_dim else None
         gen = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
             for m in self.modules():
@@ -171,6 +177,11 @@ class MaskPredictor(nn.Module):
 
         ``positions [N, 3]`` are the (t, h, w) of every token of the clip's grid.
         """
+        return self.predictor_proj(self.hidden(context, keep, pred, positions, mask_index))
+
+    def hidden(self, context: torch.Tensor, keep: torch.Tensor, pred: torch.Tensor,
+               positions: torch.Tensor, mask_index: int = 0) -> torch.Tensor:
+        """The normed predictor states ``[B, M, d]`` of the masked tokens, which both heads read."""
         b, m = pred.shape
         x = self.predictor_embed(context)  # [B, K, d]
         tokens = self.mask_tokens[mask_index % len(self.mask_tokens)].expand(b, m, -1)  # [B, M, d]
@@ -178,7 +189,7 @@ class MaskPredictor(nn.Module):
         pos = positions[torch.cat([keep, pred], dim=1)]  # [B, K+M, 3]
         for blk in self.predictor_blocks:
             x = blk(x, pos)
-        return self.predictor_proj(self.predictor_norm(x[:, keep.shape[1]:]))  # [B, M, D]
+        return self.predictor_norm(x[:, keep.shape[1]:])  # [B, M, d]
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -238,6 +249,15 @@ class ClipSampler:
                 idx = list(range(start, start + self.span, self.stride))
             clips.append(frames[idx])
         return torch.stack(clips)
+
+
+def tubelet_pixels(clips: torch.Tensor, patch: int, tubelet: int) -> torch.Tensor:
+    """Normalised clips ``[B, 3, F, S, S]`` -> each token's pixels ``[B, N, 3*tubelet*patch*patch]``, tokens in the
+    encoder's (t, h, w) order (the order of ``PatchEmbed3D``'s flatten)."""
+    b, c, f, s, _ = clips.shape
+    g, t = s // patch, f // tubelet
+    x = clips.reshape(b, c, t, tubelet, g, patch, g, patch)
+    return x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, t * g * g, c * tubelet * patch * patch)
 
 
 def clips_to_input(clips: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -313,7 +333,7 @@ class _Trainer:
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = MaskPredictor(
             self.encoder.embed_dim, config.pred_dim, config.pred_depth, config.pred_heads,
-            num_mask_tokens=len(VJEPA_MASKS), seed=config.seed,
+            num_mask_tokens=len(VJEPA_MASKS), seed=config.seed, pixel_dim=self._pixel_dim(),
         )
         self.optimizer = adamw([self.encoder, self.predictor], config.lr, config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -327,12 +347,25 @@ class _Trainer:
             module.to(self.device)
         self.positions = grid_positions(*grid, device=self.device)  # [N, 3]
 
+    def _pixel_dim(self) -> int:
+        """Pixels of one token (3 x tubelet x patch x patch) when the pixel term is on, else 0 (no pixel head)."""
+        if not self.c.pixel_weight:
+            return 0
+        return 3 * self.encoder.config.tubelet_size * self.c.patch_size ** 2
+
     def modules(self) -> dict[str, nn.Module]:
         """What the run state saves, under its keys."""
         return {"encoder": self.encoder, "target": self.target, "predictor": self.predictor}
 
     def train_step(self, sampler: ClipSampler) -> dict[str, float]:
-        """One step; a non-finite loss skips it (no update of the encoder, predictor or EMA target)."""
+        """One step; a non-finite loss skips it (no update of the encoder, predictor or EMA target).
+
+        With ``pixel_weight`` > 0 the predictor also reconstructs the masked tubelets' (normalised) pixels through
+        a linear head, and that L1 joins the latent L1. Why: the latent target is free to drop what does not help
+        predict the rest of the clip, and the measured cost was the cube's weight in the features (its share of
+        the goal energy fell from ~10 % to 3-4 % while its linear probe rose; docs/encoder-v3.md). A pixel term
+        makes dropping a small object's pixels cost something, as in MAE, while the EMA target stays the main one.
+        """
         c = self.c
         lr = lr_at(self.step, c)
         set_lr(self.optimizer, lr)
@@ -344,13 +377,20 @@ class _Trainer:
             with torch.no_grad():
                 h = self.target(clips)  # [B, N, D]
                 h = F.layer_norm(h.float(), (h.shape[-1],))
-            losses = []
+                pixels = tubelet_pixels(clips, c.patch_size, self.encoder.config.tubelet_size) if c.pixel_weight else None
+            losses, pixel_losses = [], []
             for i, (keep, pred) in enumerate(masks):
                 z = self.encoder(clips, keep=keep)  # [B, K, D]
-                p = self.predictor(z, keep, pred, self.positions, mask_index=i)  # [B, M, D]
+                s = self.predictor.hidden(z, keep, pred, self.positions, mask_index=i)  # [B, M, d]
+                p = self.predictor.predictor_proj(s)  # [B, M, D]
                 target = torch.gather(h, 1, pred.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, M, D]
                 losses.append((p.float() - target).abs().mean())
-            loss = torch.stack(losses).mean()
+                if pixels is not None:
+                    px = torch.gather(pixels, 1, pred.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))  # [B, M, P]
+                    pixel_losses.append((self.predictor.pixel_proj(s).float() - px.float()).abs().mean())
+            latent_loss = torch.stack(losses).mean()
+            pixel_loss = torch.stack(pixel_losses).mean() if pixel_losses else None
+            loss = latent_loss if pixel_loss is None else latent_loss + c.pixel_weight * pixel_loss
         m = momentum_at(self.step, c)
         self.step += 1
         if not torch.isfinite(loss).item():
@@ -364,6 +404,8 @@ class _Trainer:
             torch._foreach_mul_(tgt, m)
             torch._foreach_add_(tgt, list(self.encoder.parameters()), alpha=1.0 - m)
         row = {"step": self.step, "loss": float(loss.detach()), "lr": lr, "momentum": m}
+        if pixel_loss is not None:  # the latent part alone stays comparable with runs without the pixel term
+            row.update(latent_loss=float(latent_loss.detach()), pixel_loss=float(pixel_loss.detach()))
         if self.step % c.log_every == 0 or self.step == c.steps:
             row.update(collapse_stats(h))
         return row
