@@ -584,13 +584,16 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
                    "the grid's blocks on the clip's later half only, the earlier half all context (needs --frames 4+), "
                    "or one official family alone: short (8 blocks of 15%) or long (2 blocks of 70%).")
 @click.option("--pixel-weight", type=_Real(0, 1000), default=0.0, show_default=True,
-              help="Weight of an extra L1 loss on the masked tubelets' pixels, predicted by a linear head beside the "
-                   "latent one (MAE-style; 0 = V-JEPA's latent loss alone). Meant to keep small objects in the features.")
+              help="Weight of an extra L1 loss on tubelet pixels, read by a linear head, beside the latent one "
+                   "(0 = V-JEPA's latent loss alone). Meant to keep small objects in the features.")
+@click.option("--pixel-tokens", type=click.Choice(["masked", "context"]), default="masked", show_default=True,
+              help="Which pixels --pixel-weight reconstructs: the masked tubelets, from the predictor (MAE-style), or "
+                   "each kept tubelet from its own context-encoder token.")
 @click.option("--device", default="cpu", show_default=True, help="Where to train: cpu, cuda, cuda:1 ...")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_size, patch_size, depth, frames, lr, warmup,
-                         seed, ckpt_every, masks, pixel_weight, device, quiet) -> None:
+                         seed, ckpt_every, masks, pixel_weight, pixel_tokens, device, quiet) -> None:
     """Self-supervised V-JEPA pretraining of a small encoder on simulator video.
 
     Mask-denoising in latent space: multi-block masks (short- and long-range), a context encoder
@@ -617,7 +620,7 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
     cfg = PretrainConfig(encoder=config_name, image_size=image_size, patch_size=patch_size, frames=frames, steps=steps,
                          batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, ckpt_every=ckpt_every,
                          encoder_overrides={} if depth is None else {"depth": depth}, masks=masks,
-                         pixel_weight=pixel_weight, device=device)
+                         pixel_weight=pixel_weight, pixel_tokens=pixel_tokens, device=device)
     cfg.check()
     if device != "cpu":
         from world_model.distributed import device_problem

@@ -34,6 +34,7 @@ import torch
 from envs.registration import make_env
 from planning.energy import normalize_reps
 from world_model import load_world_model
+from world_model.checkpoints import weights_hash
 from world_model.encoder_loading import load_encoder
 from world_model.frozen_encoder import FrozenEncoder
 
@@ -102,7 +103,9 @@ def main() -> None:
     summary = {n: float(np.mean([r[n] for r in rows])) for n in names}
     trap = float(np.mean([r["arm_at_goal"] < r["cube_at_goal"] for r in rows]))
     shares = {k: float(np.mean([r["cube_share"][k] for r in rows])) for k in rows[0]["cube_share"]}
-    result = {"env": args.env, "model": args.model, "encoder": args.encoder or "the model's", "seeds": [lo, hi],
+    # the hash names the encoder that scored, whether it was --encoder or the model's own
+    result = {"env": args.env, "model": args.model, "encoder": args.encoder or "the model's",
+              "encoder_hash": weights_hash(wm.encoder.encoder.state_dict()), "seeds": [lo, hi],
               "mean_energy": summary, "share_arm_at_goal_below_cube_at_goal": trap, "cube_share": shares, "rows": rows}
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
     if args.out:

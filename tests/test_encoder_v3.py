@@ -123,7 +123,8 @@ def test_tubelet_pixels_follow_the_encoders_token_order():
     torch.testing.assert_close(tubelet_pixels(clip, patch=8, tubelet=2), expected)
 
 
-def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encoder(tmp_path):
+@pytest.mark.parametrize("tokens", ["masked", "context"])
+def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encoder(tmp_path, tokens):
     rng = np.random.default_rng(0)
     eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
     base = dict(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
@@ -133,7 +134,8 @@ def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encod
 
     runs = {}
     for w in (0.0, 2.0):
-        res = pretrain(PretrainConfig(pixel_weight=w, **base), eps, tmp_path / f"enc{w}.pt", progress=False)
+        res = pretrain(PretrainConfig(pixel_weight=w, pixel_tokens=tokens, **base), eps, tmp_path / f"enc{w}.pt",
+                       progress=False)
         runs[w] = ([json.loads(x) for x in res.log.read_text().splitlines()], read_model(res.out, "encoder"))
     plain, pixel = runs[0.0][0], runs[2.0][0]
     assert "pixel_loss" not in plain[0] and pixel[0]["pixel_loss"] > 0
@@ -143,15 +145,21 @@ def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encod
     assert pixel[0]["latent_loss"] == pytest.approx(plain[0]["loss"], rel=1e-6)
     # ... and its gradient reaches the encoder: after the first update, the encoders differ
     assert pixel[1]["latent_loss"] != pytest.approx(plain[1]["loss"], rel=1e-6)
-    assert runs[2.0][1]["pretraining"]["pixel_weight"] == 2.0
+    assert (runs[2.0][1]["pretraining"]["pixel_weight"], runs[2.0][1]["pretraining"]["pixel_tokens"]) == (2.0, tokens)
     with pytest.raises(PretrainError, match="pixel-weight"):
         PretrainConfig(pixel_weight=float("nan")).check()
+    with pytest.raises(PretrainError, match="pixel-tokens"):
+        PretrainConfig(pixel_tokens="all").check()
 
 
 def test_cli_pixel_weight_rejects_negative_values_without_a_traceback(tmp_path):
     from click.testing import CliRunner
 
     from simjepa_cli import cli
+    from world_model.pretrain import PIXEL_TOKEN_CHOICES
+
+    opt = next(p for p in cli.commands["pretrain-encoder"].params if p.name == "pixel_tokens")
+    assert tuple(opt.type.choices) == PIXEL_TOKEN_CHOICES
 
     res = CliRunner().invoke(cli, ["pretrain-encoder", "--data", str(tmp_path), "--out", str(tmp_path / "e.pt"),
                                    "--pixel-weight", "-1"])

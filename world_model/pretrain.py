@@ -78,8 +78,9 @@ class PretrainConfig:
     masks: str = "official"  # "official": V-JEPA's 16x16-tuned families; "grid": sized for the token grid (masks.grid_masks);
     # "future": the grid families on the clip's later half only (masks.future_masks; needs frames >= 4);
     # "short" / "long": one official family alone (8 blocks of 15% / 2 of 70%), to tell what each does
-    pixel_weight: float = 0.0  # weight of an L1 term on the masked tubelets' pixels beside the latent target
-    # (0: V-JEPA's objective alone); see _Trainer.train_step for why
+    pixel_weight: float = 0.0  # weight of an L1 term on tubelet pixels beside the latent target (0: V-JEPA's alone)
+    pixel_tokens: str = "masked"  # whose pixels: "masked" (read from the predictor, MAE-style) or "context" (each
+    # kept token's own, read from the context encoder's output); see _Trainer.train_step for why
     device: str = "cpu"  # where training runs ("cuda" on a GPU); not a result setting: a run resumes on any device
 
     def check(self) -> None:
@@ -101,6 +102,8 @@ class PretrainConfig:
             problems.append(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {self.ema_start}..{self.ema_end}")
         if not (0 <= self.pixel_weight < math.inf):
             problems.append(f"--pixel-weight must be a finite number >= 0, got {self.pixel_weight}")
+        if self.pixel_tokens not in PIXEL_TOKEN_CHOICES:
+            problems.append(f"--pixel-tokens {self.pixel_tokens!r} must be one of {', '.join(PIXEL_TOKEN_CHOICES)}")
         if not (0 <= self.still_fraction <= 1):
             problems.append(f"still_fraction must lie in [0, 1], got {self.still_fraction}")
         if self.masks not in MASK_CHOICES:
@@ -122,6 +125,7 @@ class PretrainConfig:
 
 
 MASK_CHOICES = ("official", "grid", "future", "short", "long")
+PIXEL_TOKEN_CHOICES = ("masked", "context")
 
 
 def mask_specs_for(config: PretrainConfig, grid: tuple[int, int, int]) -> tuple[BlockMaskSpec, ...]:
@@ -152,15 +156,13 @@ class MaskPredictor(nn.Module):
     """
 
     def __init__(self, embed_dim: int, pred_dim: int = 96, depth: int = 4, num_heads: int = 4,
-                 num_mask_tokens: int = 2, seed: int = 0, init_std: float = 0.02, pixel_dim: int = 0):
+                 num_mask_tokens: int = 2, seed: int = 0, init_std: float = 0.02):
         super().__init__()
         self.predictor_embed = nn.Linear(embed_dim, pred_dim)
         self.mask_tokens = nn.ParameterList(nn.Parameter(torch.zeros(1, 1, pred_dim)) for _ in range(num_mask_tokens))
         self.predictor_blocks = nn.ModuleList(Block(pred_dim, num_heads) for _ in range(depth))
         self.predictor_norm = nn.LayerNorm(pred_dim, eps=1e-6)
         self.predictor_proj = nn.Linear(pred_dim, embed_dim)
-        # registered last, so that a run without the pixel term initialises every other layer as before
-        self.pixel_proj = nn.Linear(pred_dim, pixel_dim) if pixel_dim else None
         gen = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
             for m in self.modules():
@@ -333,9 +335,11 @@ class _Trainer:
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = MaskPredictor(
             self.encoder.embed_dim, config.pred_dim, config.pred_depth, config.pred_heads,
-            num_mask_tokens=len(VJEPA_MASKS), seed=config.seed, pixel_dim=self._pixel_dim(),
+            num_mask_tokens=len(VJEPA_MASKS), seed=config.seed,
         )
-        self.optimizer = adamw([self.encoder, self.predictor], config.lr, config.weight_decay)
+        self.pixel_head = self._pixel_head()
+        trained = [self.encoder, self.predictor] + ([self.pixel_head] if self.pixel_head is not None else [])
+        self.optimizer = adamw(trained, config.lr, config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.skipped = SkippedBatches(PretrainError, "the loss diverged; lower --lr and rerun with a new --out")
         self.step = 0
@@ -343,28 +347,37 @@ class _Trainer:
         self.grid = grid
         self.mask_specs = mask_specs_for(config, grid)
         self.device = torch.device(config.device)
-        for module in (self.encoder, self.target, self.predictor):
+        for module in self.modules().values():
             module.to(self.device)
         self.positions = grid_positions(*grid, device=self.device)  # [N, 3]
 
-    def _pixel_dim(self) -> int:
-        """Pixels of one token (3 x tubelet x patch x patch) when the pixel term is on, else 0 (no pixel head)."""
+    def _pixel_head(self) -> nn.Linear | None:
+        """The linear read-out of a token's pixels (3 x tubelet x patch x patch) when the pixel term is on.
+
+        Its own generator, so that every other layer starts as in a run without the term."""
         if not self.c.pixel_weight:
-            return 0
-        return 3 * self.encoder.config.tubelet_size * self.c.patch_size ** 2
+            return None
+        width = self.c.pred_dim if self.c.pixel_tokens == "masked" else self.encoder.embed_dim
+        head = nn.Linear(width, 3 * self.encoder.config.tubelet_size * self.c.patch_size ** 2)
+        with torch.no_grad():
+            nn.init.trunc_normal_(head.weight, std=0.02, a=-2.0, b=2.0, generator=torch.Generator().manual_seed(self.c.seed + 2))
+            nn.init.zeros_(head.bias)
+        return head
 
     def modules(self) -> dict[str, nn.Module]:
         """What the run state saves, under its keys."""
-        return {"encoder": self.encoder, "target": self.target, "predictor": self.predictor}
+        saved = {"encoder": self.encoder, "target": self.target, "predictor": self.predictor}
+        return saved if self.pixel_head is None else {**saved, "pixel_head": self.pixel_head}
 
     def train_step(self, sampler: ClipSampler) -> dict[str, float]:
         """One step; a non-finite loss skips it (no update of the encoder, predictor or EMA target).
 
-        With ``pixel_weight`` > 0 the predictor also reconstructs the masked tubelets' (normalised) pixels through
-        a linear head, and that L1 joins the latent L1. Why: the latent target is free to drop what does not help
-        predict the rest of the clip, and the measured cost was the cube's weight in the features (its share of
-        the goal energy fell from ~10 % to 3-4 % while its linear probe rose; docs/encoder-v3.md). A pixel term
-        makes dropping a small object's pixels cost something, as in MAE, while the EMA target stays the main one.
+        With ``pixel_weight`` > 0 a linear head also reconstructs tubelets' (normalised) pixels, and that L1 joins
+        the latent L1. Why: the latent target is free to drop what does not help predict the rest of the clip, and
+        the measured cost was the cube's weight in the features (its share of the goal energy fell from ~10 % to
+        3-4 % while its linear probe rose; docs/encoder-v3.md). ``pixel_tokens="masked"`` reconstructs the masked
+        tubelets from the predictor's states, as MAE does; ``"context"`` makes each kept token's own output
+        reconstruct its own tubelet, so that an object the encoder sees stays in its token.
         """
         c = self.c
         lr = lr_at(self.step, c)
@@ -386,8 +399,9 @@ class _Trainer:
                 target = torch.gather(h, 1, pred.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, M, D]
                 losses.append((p.float() - target).abs().mean())
                 if pixels is not None:
-                    px = torch.gather(pixels, 1, pred.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))  # [B, M, P]
-                    pixel_losses.append((self.predictor.pixel_proj(s).float() - px.float()).abs().mean())
+                    idx, read = (pred, s) if c.pixel_tokens == "masked" else (keep, z)  # [B, M|K], [B, M|K, d|D]
+                    px = torch.gather(pixels, 1, idx.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))  # [B, M|K, P]
+                    pixel_losses.append((self.pixel_head(read).float() - px.float()).abs().mean())
             latent_loss = torch.stack(losses).mean()
             pixel_loss = torch.stack(pixel_losses).mean() if pixel_losses else None
             loss = latent_loss if pixel_loss is None else latent_loss + c.pixel_weight * pixel_loss
