@@ -146,6 +146,10 @@ def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encod
     # ... and its gradient reaches the encoder: after the first update, the encoders differ
     assert pixel[1]["latent_loss"] != pytest.approx(plain[1]["loss"], rel=1e-6)
     assert (runs[2.0][1]["pretraining"]["pixel_weight"], runs[2.0][1]["pretraining"]["pixel_tokens"]) == (2.0, tokens)
+    from world_model.pretrain_plots import plotted_rows
+
+    curve = plotted_rows(tmp_path / "enc2.0.pt.run" / "log.jsonl")
+    assert [r["loss"] for r in curve] == [r["latent_loss"] for r in pixel]  # the curves show the comparable part
     with pytest.raises(PretrainError, match="pixel-weight"):
         PretrainConfig(pixel_weight=float("nan")).check()
     with pytest.raises(PretrainError, match="pixel-tokens"):

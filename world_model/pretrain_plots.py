@@ -16,6 +16,12 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def plotted_rows(path: str | os.PathLike) -> list[dict]:
+    """A log's rows as plotted: a run with a pixel term logs its latent part apart (``latent_loss``), and that
+    part, not the sum, is the loss that compares with runs without the term."""
+    return [{**r, "loss": r.get("latent_loss", r.get("loss"))} for r in read_log(path)]
+
+
 def plot_pretrain_logs(logs: Mapping[str, str | os.PathLike], out_png: str | os.PathLike, title: str = "") -> Path:
     """Plot loss, target std and target effective rank against step for one or more runs (label -> log)."""
     import matplotlib
@@ -24,12 +30,12 @@ def plot_pretrain_logs(logs: Mapping[str, str | os.PathLike], out_png: str | os.
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    keys = (("loss", "L1 loss (masked tokens)"), ("target_std", "target per-dim std"),
+    keys = (("loss", "latent L1 loss (masked tokens)"), ("target_std", "target per-dim std"),
             ("target_erank", "target effective rank"))
     for label, path in logs.items():
-        rows = read_log(path)
+        rows = plotted_rows(path)
         for ax, (key, _) in zip(axes, keys):
-            pts = [(r["step"], r[key]) for r in rows if key in r]
+            pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
             if pts:
                 ax.plot(*zip(*pts), label=label, lw=1.2)
     for ax, (_, name) in zip(axes, keys):
