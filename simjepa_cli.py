@@ -589,11 +589,14 @@ def train_proposal_cmd(features, out, steps, batch_size, lr, horizon, pool_grid,
 @click.option("--pixel-tokens", type=click.Choice(["masked", "context"]), default="masked", show_default=True,
               help="Which pixels --pixel-weight reconstructs: the masked tubelets, from the predictor (MAE-style), or "
                    "each kept tubelet from its own context-encoder token.")
+@click.option("--motion-weight", type=_Real(0, 1000), default=0.0, show_default=True,
+              help="Weight masked tokens' latent loss towards places that moved during the clip: 1 + this x the "
+                   "place's pixel motion over the clip's mean (0 = every token the same, as in V-JEPA).")
 @click.option("--device", default="cpu", show_default=True, help="Where to train: cpu, cuda, cuda:1 ...")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_threads_option
 def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_size, patch_size, depth, frames, lr, warmup,
-                         seed, ckpt_every, masks, pixel_weight, pixel_tokens, device, quiet) -> None:
+                         seed, ckpt_every, masks, pixel_weight, pixel_tokens, motion_weight, device, quiet) -> None:
     """Self-supervised V-JEPA pretraining of a small encoder on simulator video.
 
     Mask-denoising in latent space: multi-block masks (short- and long-range), a context encoder
@@ -620,7 +623,8 @@ def pretrain_encoder_cmd(data_dirs, config_name, out, steps, batch_size, image_s
     cfg = PretrainConfig(encoder=config_name, image_size=image_size, patch_size=patch_size, frames=frames, steps=steps,
                          batch_size=batch_size, lr=lr, warmup_steps=warmup, seed=seed, ckpt_every=ckpt_every,
                          encoder_overrides={} if depth is None else {"depth": depth}, masks=masks,
-                         pixel_weight=pixel_weight, pixel_tokens=pixel_tokens, device=device)
+                         pixel_weight=pixel_weight, pixel_tokens=pixel_tokens, motion_weight=motion_weight,
+                         device=device)
     cfg.check()
     if device != "cpu":
         from world_model.distributed import device_problem

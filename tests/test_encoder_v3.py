@@ -156,6 +156,34 @@ def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encod
         PretrainConfig(pixel_tokens="all").check()
 
 
+def test_motion_weights_favour_the_place_that_moved_at_every_time_token_and_are_flat_for_a_still_clip():
+    from world_model.pretrain import token_motion_weights
+
+    still = torch.randn(1, 3, 1, 16, 16).expand(2, 3, 4, 16, 16).clone()  # [B, C, F, S, S], no change over time
+    torch.testing.assert_close(token_motion_weights(still, patch=8, time_tokens=2, strength=3.0), torch.ones(2, 8))
+    moving = still.clone()
+    moving[1, :, 2:, 8:, :8] += 1.0  # in clip 1 the bottom-left patch changes from frame 2 on
+    w = token_motion_weights(moving, patch=8, time_tokens=2, strength=3.0)  # tokens (t, h, w) = 2 x 2 x 2
+    torch.testing.assert_close(w[0], torch.ones(8))
+    assert w[1, 2] == w[1, 6] == w[1].max() and w[1, 2] == pytest.approx(1 + 3.0 * 4)  # that place at t=0 and t=1
+    assert torch.all(w[1, [0, 1, 3, 4, 5, 7]] == 1.0)
+
+
+def test_pretrain_with_motion_weights_runs_and_differs_from_the_plain_loss(tmp_path):
+    rng = np.random.default_rng(0)
+    eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    base = dict(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
+                pred_dim=16, pred_depth=1, pred_heads=2, frames=4, batch_size=2, steps=1, warmup_steps=1,
+                log_every=1, bf16=False, device="cpu")
+    first = {}
+    for w in (0.0, 4.0):
+        res = pretrain(PretrainConfig(motion_weight=w, **base), eps, tmp_path / f"enc{w}.pt", progress=False)
+        first[w] = json.loads(res.log.read_text().splitlines()[0])["loss"]
+    assert np.isfinite(first[4.0]) and first[4.0] != pytest.approx(first[0.0], rel=1e-6)  # same batch, reweighted
+    with pytest.raises(PretrainError, match="motion-weight"):
+        PretrainConfig(motion_weight=-1.0).check()
+
+
 def test_cli_pixel_weight_rejects_negative_values_without_a_traceback(tmp_path):
     from click.testing import CliRunner
 

@@ -81,6 +81,8 @@ class PretrainConfig:
     pixel_weight: float = 0.0  # weight of an L1 term on tubelet pixels beside the latent target (0: V-JEPA's alone)
     pixel_tokens: str = "masked"  # whose pixels: "masked" (read from the predictor, MAE-style) or "context" (each
     # kept token's own, read from the context encoder's output); see _Trainer.train_step for why
+    motion_weight: float = 0.0  # > 0: weight each masked token's latent L1 by 1 + this x its place's pixel motion in
+    # the clip over the clip's mean (token_motion_weights); 0: every masked token counts the same, as in V-JEPA
     device: str = "cpu"  # where training runs ("cuda" on a GPU); not a result setting: a run resumes on any device
 
     def check(self) -> None:
@@ -102,6 +104,8 @@ class PretrainConfig:
             problems.append(f"EMA momentum must satisfy 0 <= start <= end <= 1, got {self.ema_start}..{self.ema_end}")
         if not (0 <= self.pixel_weight < math.inf):
             problems.append(f"--pixel-weight must be a finite number >= 0, got {self.pixel_weight}")
+        if not (0 <= self.motion_weight < math.inf):
+            problems.append(f"--motion-weight must be a finite number >= 0, got {self.motion_weight}")
         if self.pixel_tokens not in PIXEL_TOKEN_CHOICES:
             problems.append(f"--pixel-tokens {self.pixel_tokens!r} must be one of {', '.join(PIXEL_TOKEN_CHOICES)}")
         if not (0 <= self.still_fraction <= 1):
@@ -262,6 +266,21 @@ def tubelet_pixels(clips: torch.Tensor, patch: int, tubelet: int) -> torch.Tenso
     return x.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, t * g * g, c * tubelet * patch * patch)
 
 
+def token_motion_weights(clips: torch.Tensor, patch: int, time_tokens: int, strength: float) -> torch.Tensor:
+    """Per-token loss weights ``[B, N]`` that favour the places where something moved during the clip.
+
+    Why: the cube is a few pixels and moves in a minority of clips, so in a mean over tokens it counts for little
+    beside the table and the arm. A place's motion is the largest frame-to-frame change of its pixels over the
+    clip (mean over the patch and channels); every temporal token at that place gets ``1 + strength x motion /
+    the clip's mean motion``. A still clip gets 1 everywhere.
+    """
+    b, c, f, s, _ = clips.shape
+    change = (clips[:, :, 1:] - clips[:, :, :-1]).abs().amax(2).mean(1)  # [B, S, S]
+    motion = F.avg_pool2d(change.unsqueeze(1), patch).flatten(1)  # [B, h*w]
+    rel = motion / motion.mean(1, keepdim=True).clamp_min(1e-6)
+    return (1.0 + strength * rel).repeat(1, time_tokens)  # [B, t*h*w], tokens in (t, h, w) order
+
+
 def clips_to_input(clips: torch.Tensor, image_size: int) -> torch.Tensor:
     """uint8 ``[B, F, H, W, 3]`` -> normalised encoder input ``[B, 3, F, S, S]`` (official transform)."""
     b, f = clips.shape[:2]
@@ -391,13 +410,19 @@ class _Trainer:
                 h = self.target(clips)  # [B, N, D]
                 h = F.layer_norm(h.float(), (h.shape[-1],))
                 pixels = tubelet_pixels(clips, c.patch_size, self.encoder.config.tubelet_size) if c.pixel_weight else None
+                weights = (token_motion_weights(clips.float(), c.patch_size, self.grid[0], c.motion_weight)
+                           if c.motion_weight else None)  # [B, N]
             losses, pixel_losses = [], []
             for i, (keep, pred) in enumerate(masks):
                 z = self.encoder(clips, keep=keep)  # [B, K, D]
                 s = self.predictor.hidden(z, keep, pred, self.positions, mask_index=i)  # [B, M, d]
                 p = self.predictor.predictor_proj(s)  # [B, M, D]
                 target = torch.gather(h, 1, pred.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, M, D]
-                losses.append((p.float() - target).abs().mean())
+                if weights is None:
+                    losses.append((p.float() - target).abs().mean())
+                else:
+                    w = torch.gather(weights, 1, pred)  # [B, M]
+                    losses.append(((p.float() - target).abs().mean(-1) * w).sum() / w.sum())
                 if pixels is not None:
                     idx, read = (pred, s) if c.pixel_tokens == "masked" else (keep, z)  # [B, M|K], [B, M|K, d|D]
                     px = torch.gather(pixels, 1, idx.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))  # [B, M|K, P]
