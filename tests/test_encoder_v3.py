@@ -123,13 +123,18 @@ def test_tubelet_pixels_follow_the_encoders_token_order():
     torch.testing.assert_close(tubelet_pixels(clip, patch=8, tubelet=2), expected)
 
 
-@pytest.mark.parametrize("tokens", ["masked", "context"])
-def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encoder(tmp_path, tokens):
+def _toy_run(steps: int) -> tuple[list[np.ndarray], dict]:
+    """Three random 8-frame episodes and the settings of a toy-sized fp32 pretraining run of ``steps`` steps."""
     rng = np.random.default_rng(0)
     eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
-    base = dict(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
-                pred_dim=16, pred_depth=1, pred_heads=2, frames=4, batch_size=2, steps=2, warmup_steps=1,
-                log_every=1, bf16=False, device="cpu")
+    return eps, dict(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
+                     pred_dim=16, pred_depth=1, pred_heads=2, frames=4, batch_size=2, steps=steps, warmup_steps=1,
+                     log_every=1, bf16=False, device="cpu")
+
+
+@pytest.mark.parametrize("tokens", ["masked", "context"])
+def test_pixel_term_adds_to_the_latent_loss_logs_both_parts_and_trains_the_encoder(tmp_path, tokens):
+    eps, base = _toy_run(steps=2)
     from world_model.checkpoints import read_model
 
     runs = {}
@@ -170,11 +175,7 @@ def test_motion_weights_favour_the_place_that_moved_at_every_time_token_and_are_
 
 
 def test_pretrain_with_motion_weights_runs_and_differs_from_the_plain_loss(tmp_path):
-    rng = np.random.default_rng(0)
-    eps = [rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
-    base = dict(image_size=32, patch_size=8, encoder_overrides={"depth": 1, "embed_dim": 32, "num_heads": 2},
-                pred_dim=16, pred_depth=1, pred_heads=2, frames=4, batch_size=2, steps=1, warmup_steps=1,
-                log_every=1, bf16=False, device="cpu")
+    eps, base = _toy_run(steps=1)
     first = {}
     for w in (0.0, 4.0):
         res = pretrain(PretrainConfig(motion_weight=w, **base), eps, tmp_path / f"enc{w}.pt", progress=False)
