@@ -396,7 +396,8 @@ class _Trainer:
         the measured cost was the cube's weight in the features (its share of the goal energy fell from ~10 % to
         3-4 % while its linear probe rose; docs/encoder-v3.md). ``pixel_tokens="masked"`` reconstructs the masked
         tubelets from the predictor's states, as MAE does; ``"context"`` makes each kept token's own output
-        reconstruct its own tubelet, so that an object the encoder sees stays in its token.
+        reconstruct its own tubelet, so that an object the encoder sees stays in its token. With ``motion_weight``
+        > 0 the latent L1 is a weighted mean over the masked tokens (:func:`token_motion_weights`).
         """
         c = self.c
         lr = lr_at(self.step, c)
