@@ -178,16 +178,12 @@ class MaskPredictor(nn.Module):
                 blk.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
 
     def forward(self, context: torch.Tensor, keep: torch.Tensor, pred: torch.Tensor,
-                positions: torch.Tensor, mask_index: int = 0) -> torch.Tensor:
-        """``context [B, K, D]`` at token indices ``keep [B, K]`` -> predictions ``[B, M, D]`` at ``pred [B, M]``.
+                positions: torch.Tensor, mask_index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``context [B, K, D]`` at token indices ``keep [B, K]`` -> predictions ``[B, M, D]`` at ``pred [B, M]``,
+        and the normed predictor states ``[B, M, d]`` they are projected from (what a masked-pixel head reads).
 
         ``positions [N, 3]`` are the (t, h, w) of every token of the clip's grid.
         """
-        return self.predictor_proj(self.hidden(context, keep, pred, positions, mask_index))
-
-    def hidden(self, context: torch.Tensor, keep: torch.Tensor, pred: torch.Tensor,
-               positions: torch.Tensor, mask_index: int = 0) -> torch.Tensor:
-        """The normed predictor states ``[B, M, d]`` of the masked tokens, which both heads read."""
         b, m = pred.shape
         x = self.predictor_embed(context)  # [B, K, d]
         tokens = self.mask_tokens[mask_index % len(self.mask_tokens)].expand(b, m, -1)  # [B, M, d]
@@ -195,7 +191,8 @@ class MaskPredictor(nn.Module):
         pos = positions[torch.cat([keep, pred], dim=1)]  # [B, K+M, 3]
         for blk in self.predictor_blocks:
             x = blk(x, pos)
-        return self.predictor_norm(x[:, keep.shape[1]:])  # [B, M, d]
+        states = self.predictor_norm(x[:, keep.shape[1]:])  # [B, M, d]
+        return self.predictor_proj(states), states  # [B, M, D], [B, M, d]
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -411,13 +408,12 @@ class _Trainer:
                 h = self.target(clips)  # [B, N, D]
                 h = F.layer_norm(h.float(), (h.shape[-1],))
                 pixels = tubelet_pixels(clips, c.patch_size, self.encoder.config.tubelet_size) if c.pixel_weight else None
-                weights = (token_motion_weights(clips.float(), c.patch_size, self.grid[0], c.motion_weight)
+                weights = (token_motion_weights(clips, c.patch_size, self.grid[0], c.motion_weight)
                            if c.motion_weight else None)  # [B, N]
             losses, pixel_losses = [], []
             for i, (keep, pred) in enumerate(masks):
                 z = self.encoder(clips, keep=keep)  # [B, K, D]
-                s = self.predictor.hidden(z, keep, pred, self.positions, mask_index=i)  # [B, M, d]
-                p = self.predictor.predictor_proj(s)  # [B, M, D]
+                p, s = self.predictor(z, keep, pred, self.positions, mask_index=i)  # [B, M, D], [B, M, d]
                 target = torch.gather(h, 1, pred.unsqueeze(-1).expand(-1, -1, h.shape[-1]))  # [B, M, D]
                 if weights is None:
                     losses.append((p.float() - target).abs().mean())
