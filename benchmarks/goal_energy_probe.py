@@ -18,7 +18,7 @@ this is a probe of the energy, not a protocol.
 
 ``cube_share``: the cube-only-wrong energy as a share of the start's, under three reads of the per-token
 energies (:func:`cube_shares`). ``--encoder E`` scores with another frozen encoder of the model's shape (the energy needs no predictor),
-e.g. a random init or a longer-pretrained encoder, at the model's frame size and token pooling.
+e.g. a random init or a longer-pretrained encoder, at that encoder's own frame size and the model's token pooling.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from world_model import load_world_model
 from world_model.checkpoints import weights_hash
 from world_model.encoder_loading import load_encoder
 from world_model.frozen_encoder import FrozenEncoder
+from world_model.model_file import WorldModel
 
 
 def frames_of(env, seed: int) -> dict[str, np.ndarray]:
@@ -76,6 +77,16 @@ def cube_shares(per_token: torch.Tensor) -> dict[str, float]:
     return {k: float(v[1] / v[0]) for k, v in reads.items()}
 
 
+def scoring_model(wm: WorldModel, encoder_path: str | None) -> tuple[WorldModel, int]:
+    """The model whose encoder scores, and the frame size to render: ``encoder_path``'s encoder at its own frame
+    size (a 128 px, patch-16 encoder has the model's 8x8 grid only at 128 px) with the model's token pooling."""
+    if not encoder_path:
+        return wm, wm.image_size
+    encoder = load_encoder(encoder_path)
+    size = encoder.config.image_size
+    return replace(wm, encoder=FrozenEncoder(encoder, image_size=size, token_pool=wm.token_pool)), size
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="simjepa/Push-v0")
@@ -86,10 +97,8 @@ def main() -> None:
     args = ap.parse_args()
     lo, hi = (int(x) for x in args.seeds.split("-"))
     wm = load_world_model(args.model)
-    if args.encoder:
-        wm = replace(wm, encoder=FrozenEncoder(load_encoder(args.encoder), image_size=wm.image_size,
-                                               token_pool=wm.token_pool))
-    env = make_env(args.env, render_size=wm.image_size)
+    wm, render_size = scoring_model(wm, args.encoder)
+    env = make_env(args.env, render_size=render_size)
     rows = []
     names = ("start", "arm_at_goal", "cube_at_goal", "goal")
     for seed in range(lo, hi + 1):
