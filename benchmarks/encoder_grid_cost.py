@@ -21,7 +21,7 @@ from world_model.encoder import build_encoder
 from world_model.frozen_encoder import FrozenEncoder
 from world_model.predictor import ACPredictor, PredictorConfig
 
-GRIDS = [(64, 8, 1), (128, 16, 1), (128, 8, 2), (128, 8, 1)]  # (px, patch, token pool)
+GRIDS = [(64, 8, 1), (128, 16, 1), (256, 32, 1), (128, 8, 2), (128, 8, 1)]  # (px, patch, token pool)
 
 
 def best_of(fn, reps: int) -> float:
