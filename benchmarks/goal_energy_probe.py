@@ -17,7 +17,7 @@ this is a probe of the energy, not a protocol.
     python benchmarks/goal_energy_probe.py --env simjepa/Push-v0 --seeds 500-519 --out benchmarks/results/hierarchy/goal_energy_push.json
 
 ``cube_share``: the cube-only-wrong energy as a share of the start's, under three reads of the per-token
-energies (:func:`cube_shares`). ``--encoder E`` scores with another frozen encoder of the model's shape (the energy needs no predictor),
+energies (:func:`cube_shares`). ``--encoder E`` scores with another frozen encoder (the energy needs no predictor),
 e.g. a random init or a longer-pretrained encoder, at that encoder's own frame size and the model's token pooling.
 """
 from __future__ import annotations
