@@ -271,7 +271,6 @@ def token_motion_weights(clips: torch.Tensor, patch: int, time_tokens: int, stre
     clip (mean over the patch and channels); every temporal token at that place gets ``1 + strength x motion /
     the clip's mean motion``. A still clip gets 1 everywhere.
     """
-    b, c, f, s, _ = clips.shape
     change = (clips[:, :, 1:] - clips[:, :, :-1]).abs().amax(2).mean(1)  # [B, S, S]
     motion = F.avg_pool2d(change.unsqueeze(1), patch).flatten(1)  # [B, h*w]
     rel = motion / motion.mean(1, keepdim=True).clamp_min(1e-6)
