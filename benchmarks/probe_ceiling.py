@@ -1,0 +1,192 @@
+"""What a linear probe can read from the frame itself: ceilings for issue 21's cube and gripper targets.
+
+Why: issue 21 asks a linear probe of frozen encoder features for the cube position at R^2 >= 0.90 and
+the gripper opening at >= 0.90. Every encoder here, random or pretrained, reads the cube at 0.6-0.75 and
+the gripper at <= 0.05. Before asking pretraining for more, this measures what the same probe (the same
+episodes, in-scene filter, episode split, ridge and alpha choice as ``simjepa probe``) reads from
+features computed from the pixels with no learning at all:
+
+- ``rgb``: the raw frame, area-averaged to 64 px (12,288 numbers): the identity encoder.
+- ``red_pixels``: each pixel's redness at 64 px (the cube is the only red thing in the scene): a
+  perfect cube detector at pixel resolution, what an ideal token that kept its patch's layout holds.
+- ``red_tokens``: the redness of each cell of the model's 8x8 token grid (64 numbers): an ideal
+  "how much cube is in this token" feature, no position inside the token.
+- ``red_pooled``: those 64 as ``simjepa probe`` pools tokens (mean + 4x4 cells; 17 numbers).
+- ``red_centroid``: the centroid of the red pixels at render size, its area and a visible flag,
+  through a cubic polynomial: not linear in pixels; what the frame says of the cube given occlusion.
+
+With ``--encoder E`` (``--random-init`` for its seeded random init) the read-out ``encoder`` adds E's
+features in ``simjepa probe``'s layout (mean + 4x4 pooled tokens) on the same frames and views.
+
+The gap between ``red_centroid`` and 1 is what occlusion and the table's perspective cost any read-out;
+the gap between ``red_pixels`` / ``red_tokens`` / ``red_pooled`` and it is what a *linear* read-out of
+perfectly cube-aware features loses at each granularity. Targets: cube for every read-out; end effector
+and gripper for ``rgb``. ``--also DIR`` adds a second camera's dataset of the same seeds (``simjepa collect
+--camera side``): each read-out then sees both views' features side by side, as a two-camera model would.
+
+Usage (datasets written by ``simjepa collect``, the probe sets of docs/encoder-v3.md):
+    OMP_NUM_THREADS=1 MUJOCO_GL=egl .venv/bin/python benchmarks/probe_ceiling.py --data data/probe/push400k \
+        --out benchmarks/results/probe/ceiling_push400k_64.json
+    ... --data data/probe/push400k --also data/probe_side/push400k --out ..._front_side.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from planning.probe_episodes import load_probe_episodes  # noqa: E402
+from planning.provenance import command_line  # noqa: E402
+from world_model.probe import in_scene, probe_features  # noqa: E402
+
+GRID = 8  # the model's token grid (64 px / patch 8, 128 / 16, 256 / 32)
+POOL = 4  # simjepa probe's pooled cells
+PIXELS = 64  # the size rgb and red_pixels are read at
+
+
+def redness(frames: np.ndarray) -> np.ndarray:
+    """``[T, H, W, 3]`` uint8 -> ``[T, H, W]`` in [0, 1]: how far red exceeds green and blue.
+
+    The cube (rgba 0.86 0.12 0.1) renders with R - max(G, B) of 100-190; the table (0.62 0.47 0.3) about 40,
+    the arm, hand and green target below 0: a margin of 60 keeps only the cube.
+    """
+    f = frames.astype(np.float32)
+    return np.clip((f[..., 0] - np.maximum(f[..., 1], f[..., 2]) - 60.0) / 100.0, 0.0, 1.0)
+
+
+def _area(x: np.ndarray, size: int) -> np.ndarray:
+    """``[T, H, W, C]`` -> ``[T, size, size, C]`` by area averaging (H a multiple of size)."""
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+    return F.adaptive_avg_pool2d(t, size).permute(0, 2, 3, 1).numpy()
+
+
+def rgb(frames: np.ndarray) -> np.ndarray:
+    return _area(frames.astype(np.float32) / 255.0, PIXELS).reshape(len(frames), -1)
+
+
+def red_pixels(frames: np.ndarray) -> np.ndarray:
+    return _area(redness(frames)[..., None], PIXELS).reshape(len(frames), -1)
+
+
+def red_tokens(frames: np.ndarray) -> np.ndarray:
+    return _area(redness(frames)[..., None], GRID).reshape(len(frames), -1)
+
+
+def red_pooled(frames: np.ndarray) -> np.ndarray:
+    cells = _area(redness(frames)[..., None], POOL).reshape(len(frames), -1)
+    return np.concatenate([cells.mean(1, keepdims=True), cells], 1)
+
+
+def red_centroid(frames: np.ndarray) -> np.ndarray:
+    """Cubic in the red centroid (u, v in [0, 1]), times a visible flag; plus the flag and the red area."""
+    red = redness(frames)  # [T, H, W]
+    h, w = red.shape[1:]
+    mass = red.sum((1, 2))
+    vis = (mass > 0).astype(np.float64)
+    safe = np.where(mass > 0, mass, 1.0)
+    u = (red * (np.arange(w) + 0.5)[None, None, :]).sum((1, 2)) / safe / w
+    v = (red * (np.arange(h) + 0.5)[None, :, None]).sum((1, 2)) / safe / h
+    poly = [u ** i * v ** j for i in range(4) for j in range(4 - i) if i + j > 0]  # 9 monomials
+    return np.stack([p * vis for p in poly] + [vis, mass / (h * w)], 1)
+
+
+READOUTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[str, ...]]] = {
+    "rgb": (rgb, ("cube", "ee", "gripper")),
+    "red_pixels": (red_pixels, ("cube",)),
+    "red_tokens": (red_tokens, ("cube",)),
+    "red_pooled": (red_pooled, ("cube",)),
+    "red_centroid": (red_centroid, ("cube",)),
+}
+
+
+def encoder_readout(name: str, random_init: bool, seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+    """Frames -> ``simjepa probe``'s features of encoder ``name`` (its random init with ``random_init``), and
+    the encoder's identity (name, weights hash) for the result file."""
+    from world_model.encoder import random_init_like
+    from world_model.encoder_loading import encoder_identity, load_encoder
+    from world_model.probe import encode_frames
+
+    encoder = load_encoder(name)
+    if random_init:
+        encoder = random_init_like(encoder, seed=seed)
+    identity = {**encoder_identity(encoder), "requested": name, "random_init": random_init,
+                "init_seed": seed if random_init else None}
+    return (lambda frames: encode_frames(encoder, frames)), identity
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="a `simjepa collect` dataset of Push or PickPlace episodes")
+    ap.add_argument("--also", help="the same episodes from another camera (`simjepa collect --camera side`)")
+    ap.add_argument("--episodes", type=int, default=None, help="the first N complete episodes (default: all)")
+    ap.add_argument("--readouts", nargs="+", choices=sorted(READOUTS) + ["encoder"], default=None,
+                    help="default: every pixel read-out, then `encoder` if --encoder is given")
+    ap.add_argument("--encoder", help="also probe this encoder's features (a file or name as `simjepa probe` takes)")
+    ap.add_argument("--random-init", action="store_true", help="with --encoder: its seeded random init instead")
+    ap.add_argument("--init-seed", type=int, default=0, help="with --random-init: the init's seed")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    readouts = dict(READOUTS)
+    if args.encoder:
+        fn, identity = encoder_readout(args.encoder, args.random_init, args.init_seed)
+        readouts["encoder"] = (fn, ("cube", "ee", "gripper"))
+    elif args.readouts and "encoder" in args.readouts:
+        sys.exit("error: the encoder read-out needs --encoder")
+    names = args.readouts or list(readouts)
+
+    env_id, episodes = load_probe_episodes(args.data, args.episodes)
+    if any(e.obj is None for e in episodes):
+        sys.exit(f"error: {args.data} ({env_id}) has no object to probe; use a Push or PickPlace dataset")
+    views = [episodes]
+    if args.also:
+        also_env, also = load_probe_episodes(args.also, len(episodes))
+        if also_env != env_id or any(not np.allclose(a.ee, b.ee, atol=1e-5) or not np.allclose(a.obj, b.obj, atol=1e-5)
+                                     for a, b in zip(episodes, also)):
+            sys.exit(f"error: {args.also} is not {args.data} seen from another camera (env or states differ); "
+                     f"collect it with the same --env, --seed-start, --policy and --episodes")
+        views.append(also)
+    keep = [i for i, e in enumerate(episodes) if in_scene(e)]
+    views = [[v[i] for i in keep] for v in views]
+    kept = views[0]
+    targets = {"cube": [e.obj for e in kept], "ee": [e.ee for e in kept], "gripper": [e.gripper for e in kept]}
+    arm = [np.linalg.norm(e.ee[:, :2] - e.obj[:, :2], axis=1) for e in kept]
+    hidden = [float(np.mean([(redness(e.frames).sum((1, 2)) == 0).mean() for e in v])) for v in views]
+    hidden_all = float(np.mean(np.concatenate([np.all([redness(v[i].frames).sum((1, 2)) == 0 for v in views], 0)
+                                               for i in range(len(kept))])))
+    result: dict = {"data": [args.data] + ([args.also] if args.also else []), "env": env_id,
+                    "render_size": int(kept[0].frames.shape[1]), "episodes_used": len(kept),
+                    "episodes_dropped_object_left_scene": len(episodes) - len(kept),
+                    "cube_hidden_fraction": {"per_view": hidden, "every_view": hidden_all}, "readouts": {}}
+    print(f"cube hidden in {100 * hidden_all:.1f} % of frames (per view: {', '.join(f'{100 * h:.1f} %' for h in hidden)})")
+    if args.encoder:
+        result["encoder"] = identity
+    for name in names:
+        fn, goals = readouts[name]
+        t0 = time.perf_counter()
+        feats = [np.concatenate([fn(v[i].frames) for v in views], 1) for i in range(len(kept))]
+        row = {"features": int(feats[0].shape[1])}
+        for target in goals:
+            print(f"{name}: ridge on {sum(len(f) for f in feats)} frames x {feats[0].shape[1]} features -> {target}", flush=True)
+            r = probe_features(feats, targets[target], arm_distance=arm if target == "cube" else None)
+            row[target] = {k: r[k] for k in ("r2", "r2_clipped", "rmse_m", "alpha", "frames")}
+            row[target].update({k: r[k] for k in ("rmse_by_arm_distance",) if k in r})
+            print(f"  {target}: R^2 {r['r2']:.3f} (clipped {r['r2_clipped']:.3f}), rmse {r['rmse_m']:.4f}", flush=True)
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        result["readouts"][name] = row
+    result["command"] = command_line()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
