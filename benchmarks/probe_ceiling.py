@@ -4,7 +4,7 @@ Why: issue 21 asks a linear probe of frozen encoder features for the cube positi
 the gripper opening at >= 0.90. Every encoder here, random or pretrained, reads the cube at 0.6-0.75 and
 the gripper at <= 0.05. Before asking pretraining for more, this measures what the same probe (the same
 episodes, in-scene filter, episode split, ridge and alpha choice as ``simjepa probe``) reads from
-features computed from the pixels with no learning at all:
+read-outs of the pixels that no pretraining shaped:
 
 - ``rgb``: the raw frame, area-averaged to 64 px (12,288 numbers): the identity encoder.
 - ``red_pixels``: each pixel's redness at 64 px (the cube is the only red thing in the scene): a
@@ -14,6 +14,9 @@ features computed from the pixels with no learning at all:
 - ``red_pooled``: those 64 as ``simjepa probe`` pools tokens (mean + 4x4 cells; 17 numbers).
 - ``red_centroid``: the centroid of the red pixels at render size, its area and a visible flag,
   through a cubic polynomial: not linear in pixels; what the frame says of the cube given occlusion.
+- ``cnn``: a small convolutional net trained on the 64 px frames (fit episodes; the epoch chosen on the
+  validation episodes; ``train_cnn``): a learned, non-linear read-out of the pixels, which may also learn
+  where a hidden cube tends to be. Not a linear probe: a rough ceiling for any read-out of one frame.
 
 With ``--encoder E`` (``--random-init`` for its seeded random init) the read-out ``encoder`` adds E's
 features in ``simjepa probe``'s layout (mean + 4x4 pooled tokens) on the same frames and views.
@@ -21,7 +24,7 @@ features in ``simjepa probe``'s layout (mean + 4x4 pooled tokens) on the same fr
 The gap between ``red_centroid`` and 1 is what occlusion and the table's perspective cost any read-out;
 the gap between ``red_pixels`` / ``red_tokens`` / ``red_pooled`` and it is what a *linear* read-out of
 perfectly cube-aware features loses at each granularity. Targets: cube for every read-out; end effector
-and gripper for ``rgb``. ``--also DIR`` adds a second camera's dataset of the same seeds (``simjepa collect
+and gripper for ``rgb`` and ``cnn``. ``--also DIR`` adds a second camera's dataset of the same seeds (``simjepa collect
 --camera side``): each read-out then sees both views' features side by side, as a two-camera model would.
 
 Usage (datasets written by ``simjepa collect``, the probe sets of docs/encoder-v3.md):
@@ -41,6 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -99,12 +103,73 @@ def red_centroid(frames: np.ndarray) -> np.ndarray:
     return np.stack([p * vis for p in poly] + [vis, mass / (h * w)], 1)
 
 
+CNN_EPOCHS = 30
+
+
+def train_cnn(frames: list[np.ndarray], targets: dict[str, list[np.ndarray]], epochs: int = CNN_EPOCHS,
+              batch_size: int = 128, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Fit a 4-layer conv net from ``frames`` (per episode ``[T, 64, 64, C]`` float) to every target at once.
+
+    Episodes split as the ridge probe splits them; targets standardised on the fit episodes; AdamW; the epoch with the best validation R^2 (mean over targets) is scored on the test episodes.
+    """
+    from world_model.probe import r2_score, split_episodes
+
+    torch.manual_seed(seed)
+    names = list(targets)
+    tr, va, te = split_episodes(len(frames))
+
+    def stack(idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(np.concatenate([frames[i] for i in idx])).permute(0, 3, 1, 2).float()  # [N, C, 64, 64]
+        y = torch.from_numpy(np.concatenate([np.concatenate([targets[k][i] for k in names], 1) for i in idx])).float()
+        return x, y
+
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = stack(tr), stack(va), stack(te)
+    mu, sd = y_tr.mean(0), y_tr.std(0).clamp_min(1e-6)
+    widths = [x_tr.shape[1], 32, 64, 128, 128]
+    layers: list[torch.nn.Module] = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), torch.nn.GELU()]  # 64 -> 32 -> 16 -> 8 -> 4
+    net = torch.nn.Sequential(*layers, torch.nn.Flatten(), torch.nn.Linear(128 * 16, 256), torch.nn.GELU(),
+                              torch.nn.Linear(256, y_tr.shape[1]))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    cols = np.cumsum([0] + [targets[k][0].shape[1] for k in names])
+
+    def predict(x: torch.Tensor) -> np.ndarray:
+        net.eval()
+        with torch.no_grad():
+            out = torch.cat([net(x[i:i + 512]) for i in range(0, len(x), 512)]) * sd + mu
+        net.train()
+        return out.numpy()
+
+    def scores(y: torch.Tensor, y_hat: np.ndarray) -> dict[str, float]:
+        return {k: r2_score(y.numpy()[:, a:b], y_hat[:, a:b]) for k, a, b in zip(names, cols[:-1], cols[1:])}
+
+    best: tuple[float, dict[str, float], int] = (-np.inf, {}, -1)
+    for epoch in tqdm(range(epochs), desc="cnn read-out"):
+        for idx in torch.randperm(len(x_tr)).split(batch_size):
+            loss = torch.nn.functional.mse_loss(net(x_tr[idx]), (y_tr[idx] - mu) / sd)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        val = float(np.mean(list(scores(y_va, predict(x_va)).values())))
+        if val > best[0]:
+            best = (val, scores(y_te, predict(x_te)), epoch)
+    return {k: {"r2": r, "best_epoch": best[2], "val_r2_mean": best[0]} for k, r in best[1].items()}
+
+
+def cnn_input(frames: np.ndarray) -> np.ndarray:
+    return _area(frames.astype(np.float32) / 255.0, PIXELS)  # [T, 64, 64, 3]
+
+
 READOUTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[str, ...]]] = {
     "rgb": (rgb, ("cube", "ee", "gripper")),
     "red_pixels": (red_pixels, ("cube",)),
     "red_tokens": (red_tokens, ("cube",)),
     "red_pooled": (red_pooled, ("cube",)),
     "red_centroid": (red_centroid, ("cube",)),
+    "cnn": (cnn_input, ("cube", "ee", "gripper")),  # trained by train_cnn, not by the ridge
 }
 
 
@@ -172,6 +237,14 @@ def main() -> None:
     for name in names:
         fn, goals = readouts[name]
         t0 = time.perf_counter()
+        if name == "cnn":  # views side by side as channels
+            x = [np.concatenate([fn(v[i].frames) for v in views], -1) for i in range(len(kept))]
+            row = {"input": list(x[0].shape[1:]), **train_cnn(x, {k: targets[k] for k in goals})}
+            for target in goals:
+                print(f"  {target}: R^2 {row[target]['r2']:.3f} (cnn, epoch {row[target]['best_epoch']})", flush=True)
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            result["readouts"][name] = row
+            continue
         feats = [np.concatenate([fn(v[i].frames) for v in views], 1) for i in range(len(kept))]
         row = {"features": int(feats[0].shape[1])}
         for target in goals:

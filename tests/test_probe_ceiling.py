@@ -1,22 +1,22 @@
 """benchmarks/probe_ceiling.py: the cube detector and the read-outs built on it."""
 import numpy as np
 
-from benchmarks.probe_ceiling import GRID, red_centroid, red_pooled, red_tokens, redness
+from benchmarks.probe_ceiling import GRID, cnn_input, red_centroid, red_pooled, red_tokens, redness, train_cnn
 from world_model.probe import probe_features
 
 TABLE = (158, 120, 77)  # the table, lit (rgba 0.62 0.47 0.3)
 
 
-def _scene(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` frames of a table with a 4x4 red square at a random place; targets its centre (pixels)."""
+def _scene(n: int, size: int = 64, seed: int = 0, half: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` frames of a table with a red square of side ``2 * half`` at a random place; targets its centre (pixels)."""
     rng = np.random.default_rng(seed)
     frames = np.empty((n, size, size, 3), np.uint8)
     frames[:] = TABLE
     frames[:, :8] = (230, 230, 235)  # the white arm
     frames[:, 8:12, :10] = (26, 204, 64)  # the green target
-    centre = rng.uniform(4, size - 4, (n, 2))
+    centre = rng.uniform(12, size - 2 * half, (n, 2))
     for f, (x, y) in zip(frames, centre):
-        f[int(y) - 2:int(y) + 2, int(x) - 2:int(x) + 2] = (219, 31, 26)
+        f[int(y) - half:int(y) + half, int(x) - half:int(x) + half] = (219, 31, 26)
     return frames, np.floor(centre)
 
 
@@ -42,3 +42,12 @@ def test_a_hidden_cube_leaves_only_a_zero_visible_flag():
     frames[1] = TABLE  # the cube is hidden in frame 1
     f = red_centroid(frames)
     assert (f[1] == 0).all() and f[0, -2] == 1.0 and f[2, -2] == 1.0  # [..., visible flag, area]
+
+
+def test_the_cnn_read_out_learns_the_square_and_not_a_target_the_frames_do_not_show():
+    frames, centre = _scene(400, seed=1, half=6)
+    x = [cnn_input(frames[i:i + 10]) for i in range(0, 400, 10)]
+    noise = np.random.default_rng(2).normal(size=(400, 1))  # nothing in the frames says it
+    r = train_cnn(x, {"cube": [centre[i:i + 10] for i in range(0, 400, 10)],
+                      "noise": [noise[i:i + 10] for i in range(0, 400, 10)]}, epochs=10, batch_size=32)
+    assert r["cube"]["r2"] > 0.8 and r["noise"]["r2"] < 0.1
