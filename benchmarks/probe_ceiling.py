@@ -19,7 +19,7 @@ read-outs of the pixels that no pretraining shaped:
   where a hidden cube tends to be. Not a linear probe: a rough ceiling for any read-out of one frame.
 
 With ``--encoder E`` (``--random-init`` for its seeded random init) the read-out ``encoder`` adds E's
-features in ``simjepa probe``'s layout (mean + 4x4 pooled tokens) on the same frames and views.
+features in ``simjepa probe``'s layout (mean + 4x4 pooled tokens; ``--pool 8``: every token) on the same frames and views.
 
 The gap between ``red_centroid`` and 1 is what occlusion and the table's perspective cost any read-out;
 the gap between ``red_pixels`` / ``red_tokens`` / ``red_pooled`` and it is what a *linear* read-out of
@@ -173,9 +173,9 @@ READOUTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[str, ...]]] 
 }
 
 
-def encoder_readout(name: str, random_init: bool, seed: int) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
-    """Frames -> ``simjepa probe``'s features of encoder ``name`` (its random init with ``random_init``), and
-    the encoder's identity (name, weights hash) for the result file."""
+def encoder_readout(name: str, random_init: bool, seed: int, pool: int = POOL) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+    """Frames -> ``simjepa probe``'s features of encoder ``name`` (its random init with ``random_init``;
+    ``pool`` 8: every token of the 8x8 grid), and the encoder's identity (name, weights hash) for the result file."""
     from world_model.encoder import random_init_like
     from world_model.encoder_loading import encoder_identity, load_encoder
     from world_model.probe import encode_frames
@@ -184,8 +184,8 @@ def encoder_readout(name: str, random_init: bool, seed: int) -> tuple[Callable[[
     if random_init:
         encoder = random_init_like(encoder, seed=seed)
     identity = {**encoder_identity(encoder), "requested": name, "random_init": random_init,
-                "init_seed": seed if random_init else None}
-    return (lambda frames: encode_frames(encoder, frames)), identity
+                "init_seed": seed if random_init else None, "pool": pool}
+    return (lambda frames: encode_frames(encoder, frames, pool=pool)), identity
 
 
 def main() -> None:
@@ -198,11 +198,14 @@ def main() -> None:
     ap.add_argument("--encoder", help="also probe this encoder's features (a file or name as `simjepa probe` takes)")
     ap.add_argument("--random-init", action="store_true", help="with --encoder: its seeded random init instead")
     ap.add_argument("--init-seed", type=int, default=0, help="with --random-init: the init's seed")
+    ap.add_argument("--targets", nargs="+", choices=["cube", "ee", "gripper"], default=None,
+                    help="probe only these targets (default: each read-out's own list)")
+    ap.add_argument("--pool", type=int, default=POOL, help="with --encoder: pooled cells per side (8: every token)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     readouts = dict(READOUTS)
     if args.encoder:
-        fn, identity = encoder_readout(args.encoder, args.random_init, args.init_seed)
+        fn, identity = encoder_readout(args.encoder, args.random_init, args.init_seed, args.pool)
         readouts["encoder"] = (fn, ("cube", "ee", "gripper"))
     elif args.readouts and "encoder" in args.readouts:
         sys.exit("error: the encoder read-out needs --encoder")
@@ -247,7 +250,7 @@ def main() -> None:
             continue
         feats = [np.concatenate([fn(v[i].frames) for v in views], 1) for i in range(len(kept))]
         row = {"features": int(feats[0].shape[1])}
-        for target in goals:
+        for target in [g for g in goals if args.targets is None or g in args.targets]:
             print(f"{name}: ridge on {sum(len(f) for f in feats)} frames x {feats[0].shape[1]} features -> {target}", flush=True)
             r = probe_features(feats, targets[target], arm_distance=arm if target == "cube" else None)
             row[target] = {k: r[k] for k in ("r2", "r2_clipped", "rmse_m", "alpha", "frames")}

@@ -327,6 +327,7 @@ class Results:
     probe: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     oracle: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     energy: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # benchmarks/goal_energy_probe.py
+    ceiling: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # benchmarks/probe_ceiling.py
     other: list[tuple[str, str]] = field(default_factory=list)  # (file, why it is not tabulated)
 
 
@@ -352,6 +353,8 @@ def load_results(results_dir: Path) -> Results:
             out.oracle.append((rel, data))
         elif "share_arm_at_goal_below_cube_at_goal" in data:
             out.energy.append((rel, data))
+        elif "cube_hidden_fraction" in data and "readouts" in data:
+            out.ceiling.append((rel, data))
         else:
             out.other.append((rel, "unknown layout"))
     return out
@@ -535,6 +538,28 @@ def render_results_md(results: Results) -> str:
                 f"`{_cell(d.get('encoder') or d.get('model'))}` | {'-'.join(map(str, seeds))} | "
                 f"{e.get('start', float('nan')):.3f} | {reads} | {d['share_arm_at_goal_below_cube_at_goal']:.0%} |"
             )
+        out.append("")
+
+    if results.ceiling:
+        out += ["## What a read-out of the frame can give (`benchmarks/probe_ceiling.py`)", "",
+                "The probe's episodes, split and ridge, on features no pretraining shaped (raw pixels, an ideal red-cube",
+                "detector per pixel / 8x8 token / pooled cell, a centroid oracle, a small CNN trained on the frames) or on an",
+                "encoder's (`encoder`); one camera or two side by side. R^2 on held-out episodes.", "",
+                "| file | env | datasets (one per camera) | cube hidden (every view) | read-out | features | cube R^2 | end effector R^2 | gripper R^2 |",
+                "|---|---|---|---:|---|---:|---:|---:|---:|"]
+        for rel, d in results.ceiling:
+            views = " + ".join("/".join(Path(p).parts[-2:]) for p in d.get("data") or []) or "?"
+            hidden = (d.get("cube_hidden_fraction") or {}).get("every_view")
+            enc = d.get("encoder") or {}
+            for name, r in (d.get("readouts") or {}).items():
+                if name == "encoder":
+                    name = (f"encoder `{_cell(enc.get('weights_hash'))}`" + (" random init" if enc.get("random_init") else "")
+                            + (" every token" if enc.get("pool") == 8 else ""))
+                r2 = lambda k: "-" if not isinstance(r.get(k), dict) else f"{r[k]['r2']:.3f}"  # noqa: E731, B023
+                feats = r.get("features") or "x".join(map(str, r.get("input") or [])) or "-"
+                out.append(f"| {_file_link(rel)} | {d.get('env')} | {views} | "
+                           f"{'-' if hidden is None else f'{100 * hidden:.1f} %'} | {name} | {feats} | "
+                           f"{r2('cube')} | {r2('ee')} | {r2('gripper')} |")
         out.append("")
 
     if results.bench:

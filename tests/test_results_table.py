@@ -253,3 +253,20 @@ def test_goal_energy_probes_get_a_table_with_the_cube_share(tmp_path: Path) -> N
     old = next(x for x in lines if "goal_energy_push_old" in x)
     assert "`runs/e.pt`" in new and "| 0.250 | 10.0 % / 7.0 % / 25.0 % | 100% |" in new
     assert "`default`" in old and "| 0.250 | 10.0 % | 100% |" in old
+
+
+def test_probe_ceilings_get_a_row_per_read_out(tmp_path: Path) -> None:
+    _write(tmp_path / "probe" / "ceiling_push.json", {
+        "data": ["data/probe/push400k", "data/probe_side/push400k"], "env": "simjepa/Push-v0",
+        "cube_hidden_fraction": {"per_view": [0.09, 0.014], "every_view": 0.002},
+        "encoder": {"weights_hash": "319ab93cda29ed13", "random_init": True, "pool": 8},
+        "readouts": {"red_centroid": {"features": 22, "cube": {"r2": 0.981}},
+                     "cnn": {"input": [64, 64, 6], "cube": {"r2": 0.844}, "ee": {"r2": 0.97}, "gripper": {"r2": -0.001}},
+                     "encoder": {"features": 24960, "cube": {"r2": 0.8}, "ee": {"r2": 0.984}}}})
+    results = rt.load_results(tmp_path)
+    assert len(results.ceiling) == 1 and not results.other
+    rows = [x for x in rt.render_results_md(results).splitlines() if "ceiling_push" in x]
+    assert len(rows) == 3
+    assert "probe/push400k + probe_side/push400k | 0.2 % | red_centroid | 22 | 0.981 | - | - |" in rows[0]
+    assert "| cnn | 64x64x6 | 0.844 | 0.970 | -0.001 |" in rows[1]
+    assert "| encoder `319ab93cda29ed13` random init every token | 24960 | 0.800 | 0.984 | - |" in rows[2]
