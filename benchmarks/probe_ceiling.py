@@ -14,7 +14,7 @@ read-outs of the pixels that no pretraining shaped:
 - ``red_pooled``: those 64 as ``simjepa probe`` pools tokens (mean + 4x4 cells; 17 numbers).
 - ``red_centroid``: the centroid of the red pixels at render size, its area and a visible flag,
   through a cubic polynomial: not linear in pixels; what the frame says of the cube given occlusion.
-- ``cnn``: a small convolutional net trained on the 64 px frames (fit episodes; the epoch chosen on the
+- ``cnn``: a small convolutional net trained on the 64 px frames (``--cnn-size``: larger) (fit episodes; the epoch chosen on the
   validation episodes; ``train_cnn``): a learned, non-linear read-out of the pixels, which may also learn
   where a hidden cube tends to be. Not a linear probe: a rough ceiling for any read-out of one frame.
 
@@ -108,7 +108,7 @@ CNN_EPOCHS = 30
 
 def train_cnn(frames: list[np.ndarray], targets: dict[str, list[np.ndarray]], epochs: int = CNN_EPOCHS,
               batch_size: int = 128, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Fit a 4-layer conv net from ``frames`` (per episode ``[T, 64, 64, C]`` float) to every target at once.
+    """Fit a 4-layer conv net from ``frames`` (per episode ``[T, S, S, C]`` float) to every target at once.
 
     Episodes split as the ridge probe splits them; targets standardised on the fit episodes; AdamW; the epoch with the best validation R^2 (mean over targets) is scored on the test episodes.
     """
@@ -128,8 +128,9 @@ def train_cnn(frames: list[np.ndarray], targets: dict[str, list[np.ndarray]], ep
     widths = [x_tr.shape[1], 32, 64, 128, 128]
     layers: list[torch.nn.Module] = []
     for a, b in zip(widths[:-1], widths[1:]):
-        layers += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), torch.nn.GELU()]  # 64 -> 32 -> 16 -> 8 -> 4
-    net = torch.nn.Sequential(*layers, torch.nn.Flatten(), torch.nn.Linear(128 * 16, 256), torch.nn.GELU(),
+        layers += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), torch.nn.GELU()]  # 64 px -> 32 -> 16 -> 8 -> 4
+    net = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(4),  # 4x4 already at 64 px; larger frames pool to it
+                              torch.nn.Flatten(), torch.nn.Linear(128 * 16, 256), torch.nn.GELU(),
                               torch.nn.Linear(256, y_tr.shape[1]))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
@@ -159,8 +160,8 @@ def train_cnn(frames: list[np.ndarray], targets: dict[str, list[np.ndarray]], ep
     return {k: {"r2": r, "best_epoch": best[2], "val_r2_mean": best[0]} for k, r in best[1].items()}
 
 
-def cnn_input(frames: np.ndarray) -> np.ndarray:
-    return _area(frames.astype(np.float32) / 255.0, PIXELS)  # [T, 64, 64, 3]
+def cnn_input(frames: np.ndarray, size: int = PIXELS) -> np.ndarray:
+    return _area(frames.astype(np.float32) / 255.0, size)  # [T, size, size, 3]
 
 
 READOUTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[str, ...]]] = {
@@ -198,6 +199,7 @@ def main() -> None:
     ap.add_argument("--encoder", help="also probe this encoder's features (a file or name as `simjepa probe` takes)")
     ap.add_argument("--random-init", action="store_true", help="with --encoder: its seeded random init instead")
     ap.add_argument("--init-seed", type=int, default=0, help="with --random-init: the init's seed")
+    ap.add_argument("--cnn-size", type=int, default=PIXELS, help="frame size the cnn read-out trains on (<= the render size)")
     ap.add_argument("--targets", nargs="+", choices=["cube", "ee", "gripper"], default=None,
                     help="probe only these targets (default: each read-out's own list)")
     ap.add_argument("--pool", type=int, default=POOL, help="with --encoder: pooled cells per side (8: every token)")
@@ -209,6 +211,7 @@ def main() -> None:
         readouts["encoder"] = (fn, ("cube", "ee", "gripper"))
     elif args.readouts and "encoder" in args.readouts:
         sys.exit("error: the encoder read-out needs --encoder")
+    readouts["cnn"] = (lambda frames: cnn_input(frames, args.cnn_size), readouts["cnn"][1])
     names = args.readouts or list(readouts)
 
     env_id, episodes = load_probe_episodes(args.data, args.episodes)
@@ -239,6 +242,9 @@ def main() -> None:
         result["encoder"] = identity
     for name in names:
         fn, goals = readouts[name]
+        goals = tuple(g for g in goals if args.targets is None or g in args.targets)
+        if not goals:
+            continue
         t0 = time.perf_counter()
         if name == "cnn":  # views side by side as channels
             x = [np.concatenate([fn(v[i].frames) for v in views], -1) for i in range(len(kept))]
@@ -250,7 +256,7 @@ def main() -> None:
             continue
         feats = [np.concatenate([fn(v[i].frames) for v in views], 1) for i in range(len(kept))]
         row = {"features": int(feats[0].shape[1])}
-        for target in [g for g in goals if args.targets is None or g in args.targets]:
+        for target in goals:
             print(f"{name}: ridge on {sum(len(f) for f in feats)} frames x {feats[0].shape[1]} features -> {target}", flush=True)
             r = probe_features(feats, targets[target], arm_distance=arm if target == "cube" else None)
             row[target] = {k: r[k] for k in ("r2", "r2_clipped", "rmse_m", "alpha", "frames")}
