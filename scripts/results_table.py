@@ -545,8 +545,8 @@ def render_results_md(results: Results) -> str:
                 "The probe's episodes, split and ridge, on features no pretraining shaped (raw pixels, an ideal red-cube",
                 "detector per pixel / 8x8 token / pooled cell, a centroid oracle, a small CNN trained on the frames) or on an",
                 "encoder's (`encoder`); one camera or two side by side. R^2 on held-out episodes.", "",
-                "| file | env | datasets (one per camera) | cube hidden (every view) | read-out | features | cube R^2 | end effector R^2 | gripper R^2 |",
-                "|---|---|---|---:|---|---:|---:|---:|---:|"]
+                "| file | env | datasets (one per camera) | episodes | cube hidden (every view) | read-out | features | cube R^2 | end effector R^2 | gripper R^2 |",
+                "|---|---|---|---:|---:|---|---:|---:|---:|---:|"]
         for rel, d in results.ceiling:
             views = " + ".join("/".join(Path(p).parts[-2:]) for p in d.get("data") or []) or "?"
             hidden = (d.get("cube_hidden_fraction") or {}).get("every_view")
@@ -557,7 +557,7 @@ def render_results_md(results: Results) -> str:
                             + (" every token" if enc.get("pool") == 8 else ""))
                 r2 = lambda k: "-" if not isinstance(r.get(k), dict) else f"{r[k]['r2']:.3f}"  # noqa: E731, B023
                 feats = r.get("features") or "x".join(map(str, r.get("input") or [])) or "-"
-                out.append(f"| {_file_link(rel)} | {d.get('env')} | {views} | "
+                out.append(f"| {_file_link(rel)} | {d.get('env')} | {views} | {d.get('episodes_used', '?')} | "
                            f"{'-' if hidden is None else f'{100 * hidden:.1f} %'} | {name} | {feats} | "
                            f"{r2('cube')} | {r2('ee')} | {r2('gripper')} |")
         out.append("")

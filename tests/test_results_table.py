@@ -257,7 +257,7 @@ def test_goal_energy_probes_get_a_table_with_the_cube_share(tmp_path: Path) -> N
 
 def test_probe_ceilings_get_a_row_per_read_out(tmp_path: Path) -> None:
     _write(tmp_path / "probe" / "ceiling_push.json", {
-        "data": ["data/probe/push400k", "data/probe_side/push400k"], "env": "simjepa/Push-v0",
+        "data": ["data/probe/push400k", "data/probe_side/push400k"], "env": "simjepa/Push-v0", "episodes_used": 297,
         "cube_hidden_fraction": {"per_view": [0.09, 0.014], "every_view": 0.002},
         "encoder": {"weights_hash": "319ab93cda29ed13", "random_init": True, "pool": 8},
         "readouts": {"red_centroid": {"features": 22, "cube": {"r2": 0.981}},
@@ -267,6 +267,6 @@ def test_probe_ceilings_get_a_row_per_read_out(tmp_path: Path) -> None:
     assert len(results.ceiling) == 1 and not results.other
     rows = [x for x in rt.render_results_md(results).splitlines() if "ceiling_push" in x]
     assert len(rows) == 3
-    assert "probe/push400k + probe_side/push400k | 0.2 % | red_centroid | 22 | 0.981 | - | - |" in rows[0]
+    assert "probe/push400k + probe_side/push400k | 297 | 0.2 % | red_centroid | 22 | 0.981 | - | - |" in rows[0]
     assert "| cnn | 64x64x6 | 0.844 | 0.970 | -0.001 |" in rows[1]
     assert "| encoder `319ab93cda29ed13` random init every token | 24960 | 0.800 | 0.984 | - |" in rows[2]
