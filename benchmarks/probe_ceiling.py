@@ -14,12 +14,14 @@ read-outs of the pixels that no pretraining shaped:
 - ``red_pooled``: those 64 as ``simjepa probe`` pools tokens (mean + 4x4 cells; 17 numbers).
 - ``red_centroid``: the centroid of the red pixels at render size, its area and a visible flag,
   through a cubic polynomial: not linear in pixels; what the frame says of the cube given occlusion.
-- ``cnn``: a small convolutional net trained on the 64 px frames (``--cnn-size``: larger) (fit episodes; the epoch chosen on the
-  validation episodes; ``train_cnn``): a learned, non-linear read-out of the pixels, which may also learn
-  where a hidden cube tends to be. Not a linear probe: a rough ceiling for any read-out of one frame.
+- ``cnn``: a small convolutional net trained on the 64 px frames (``--cnn-size``: larger; fit episodes,
+  the epoch chosen on the validation episodes; ``train_cnn``): a learned, non-linear read-out of the
+  pixels, which may also learn where a hidden cube tends to be. Not a linear probe: a rough ceiling for
+  any read-out of one frame.
 
 With ``--encoder E`` (``--random-init`` for its seeded random init) the read-out ``encoder`` adds E's
-features in ``simjepa probe``'s layout (mean + 4x4 pooled tokens; ``--pool 8``: every token) on the same frames and views.
+features in ``simjepa probe``'s layout (mean + 4x4 pooled tokens; ``--pool 8``: every token) on the same
+frames and views.
 
 The gap between ``red_centroid`` and 1 is what occlusion and the table's perspective cost any read-out;
 the gap between ``red_pixels`` / ``red_tokens`` / ``red_pooled`` and it is what a *linear* read-out of
@@ -50,7 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planning.probe_episodes import load_probe_episodes  # noqa: E402
 from planning.provenance import command_line  # noqa: E402
-from world_model.probe import in_scene, probe_features  # noqa: E402
+from simjepa_core.atomic import write_json  # noqa: E402
+from simjepa_core.errors import SimjepaError  # noqa: E402
+from world_model.probe import ProbeEpisode, in_scene, probe_features  # noqa: E402
 
 GRID = 8  # the model's token grid (64 px / patch 8, 128 / 16, 256 / 32)
 POOL = 4  # simjepa probe's pooled cells
@@ -110,7 +114,8 @@ def train_cnn(frames: list[np.ndarray], targets: dict[str, list[np.ndarray]], ep
               batch_size: int = 128, seed: int = 0) -> dict[str, dict[str, float]]:
     """Fit a 4-layer conv net from ``frames`` (per episode ``[T, S, S, C]`` float) to every target at once.
 
-    Episodes split as the ridge probe splits them; targets standardised on the fit episodes; AdamW; the epoch with the best validation R^2 (mean over targets) is scored on the test episodes.
+    Episodes split as the ridge probe splits them; targets standardised on the fit episodes; AdamW; the
+    epoch with the best validation R^2 (mean over targets) is scored on the test episodes.
     """
     from world_model.probe import r2_score, split_episodes
 
@@ -119,7 +124,7 @@ def train_cnn(frames: list[np.ndarray], targets: dict[str, list[np.ndarray]], ep
     tr, va, te = split_episodes(len(frames))
 
     def stack(idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(np.concatenate([frames[i] for i in idx])).permute(0, 3, 1, 2).float()  # [N, C, 64, 64]
+        x = torch.from_numpy(np.concatenate([frames[i] for i in idx])).permute(0, 3, 1, 2).float()  # [N, C, S, S]
         y = torch.from_numpy(np.concatenate([np.concatenate([targets[k][i] for k in names], 1) for i in idx])).float()
         return x, y
 
@@ -174,7 +179,8 @@ READOUTS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], tuple[str, ...]]] 
 }
 
 
-def encoder_readout(name: str, random_init: bool, seed: int, pool: int = POOL) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+def encoder_readout(name: str, random_init: bool, seed: int,
+                    pool: int = POOL) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
     """Frames -> ``simjepa probe``'s features of encoder ``name`` (its random init with ``random_init``;
     ``pool`` 8: every token of the 8x8 grid), and the encoder's identity (name, weights hash) for the result file."""
     from world_model.encoder import random_init_like
@@ -189,6 +195,43 @@ def encoder_readout(name: str, random_init: bool, seed: int, pool: int = POOL) -
     return (lambda frames: encode_frames(encoder, frames, pool=pool)), identity
 
 
+def load_views(data: str, also: str | None, episodes: int | None) -> tuple[str, list[list[ProbeEpisode]], int]:
+    """The in-scene episodes of ``data`` (and of ``also``, the same seeds from another camera), per view, and
+    how many episodes were dropped because the cube left the table."""
+    env_id, first = load_probe_episodes(data, episodes)
+    if any(e.obj is None for e in first):
+        raise SimjepaError(f"{data} ({env_id}) has no object to probe; use a Push or PickPlace dataset")
+    views = [first]
+    if also:
+        also_env, second = load_probe_episodes(also, len(first))
+        if also_env != env_id or any(not np.allclose(a.ee, b.ee, atol=1e-5) or not np.allclose(a.obj, b.obj, atol=1e-5)
+                                     for a, b in zip(first, second)):
+            raise SimjepaError(f"{also} is not {data} seen from another camera (env or states differ); collect it "
+                               f"with the same --env, --seed-start, --policy and --episodes")
+        views.append(second)
+    keep = [i for i, e in enumerate(first) if in_scene(e)]
+    return env_id, [[v[i] for i in keep] for v in views], len(first) - len(keep)
+
+
+def hidden_fractions(views: list[list[ProbeEpisode]]) -> dict[str, object]:
+    """Share of frames in which no pixel of the cube shows, per view and in every view at once."""
+    hidden = [np.concatenate([redness(e.frames).sum((1, 2)) == 0 for e in v]) for v in views]  # per view [N]
+    return {"per_view": [float(h.mean()) for h in hidden], "every_view": float(np.logical_and.reduce(hidden).mean())}
+
+
+def ridge_row(feats: list[np.ndarray], goals: tuple[str, ...], targets: dict[str, list[np.ndarray]],
+              arm: list[np.ndarray]) -> dict:
+    """``simjepa probe``'s ridge from ``feats`` to each target (the cube's error also by distance to the arm)."""
+    row: dict = {"features": int(feats[0].shape[1])}
+    for target in goals:
+        print(f"ridge on {sum(len(f) for f in feats)} frames x {feats[0].shape[1]} features -> {target}", flush=True)
+        r = probe_features(feats, targets[target], arm_distance=arm if target == "cube" else None)
+        keys = ("r2", "r2_clipped", "rmse_m", "alpha", "frames", "rmse_by_arm_distance")
+        row[target] = {k: r[k] for k in keys if k in r}
+        print(f"  {target}: R^2 {r['r2']:.3f} (clipped {r['r2_clipped']:.3f}), rmse {r['rmse_m']:.4f}", flush=True)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="a `simjepa collect` dataset of Push or PickPlace episodes")
@@ -199,74 +242,61 @@ def main() -> None:
     ap.add_argument("--encoder", help="also probe this encoder's features (a file or name as `simjepa probe` takes)")
     ap.add_argument("--random-init", action="store_true", help="with --encoder: its seeded random init instead")
     ap.add_argument("--init-seed", type=int, default=0, help="with --random-init: the init's seed")
-    ap.add_argument("--cnn-size", type=int, default=PIXELS, help="frame size the cnn read-out trains on (<= the render size)")
+    ap.add_argument("--pool", type=int, default=POOL, help="with --encoder: pooled cells per side (8: every token)")
+    ap.add_argument("--cnn-size", type=int, default=PIXELS,
+                    help="frame size the cnn read-out trains on (<= the render size)")
     ap.add_argument("--targets", nargs="+", choices=["cube", "ee", "gripper"], default=None,
                     help="probe only these targets (default: each read-out's own list)")
-    ap.add_argument("--pool", type=int, default=POOL, help="with --encoder: pooled cells per side (8: every token)")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="JSON file; rewritten after each read-out")
     args = ap.parse_args()
+    try:
+        run(args)
+    except SimjepaError as exc:
+        sys.exit(f"error: {exc}")
+
+
+def run(args: argparse.Namespace) -> None:
     readouts = dict(READOUTS)
+    readouts["cnn"] = (lambda frames: cnn_input(frames, args.cnn_size), readouts["cnn"][1])
+    identity = None
     if args.encoder:
         fn, identity = encoder_readout(args.encoder, args.random_init, args.init_seed, args.pool)
         readouts["encoder"] = (fn, ("cube", "ee", "gripper"))
     elif args.readouts and "encoder" in args.readouts:
-        sys.exit("error: the encoder read-out needs --encoder")
-    readouts["cnn"] = (lambda frames: cnn_input(frames, args.cnn_size), readouts["cnn"][1])
-    names = args.readouts or list(readouts)
-
-    env_id, episodes = load_probe_episodes(args.data, args.episodes)
-    if any(e.obj is None for e in episodes):
-        sys.exit(f"error: {args.data} ({env_id}) has no object to probe; use a Push or PickPlace dataset")
-    views = [episodes]
-    if args.also:
-        also_env, also = load_probe_episodes(args.also, len(episodes))
-        if also_env != env_id or any(not np.allclose(a.ee, b.ee, atol=1e-5) or not np.allclose(a.obj, b.obj, atol=1e-5)
-                                     for a, b in zip(episodes, also)):
-            sys.exit(f"error: {args.also} is not {args.data} seen from another camera (env or states differ); "
-                     f"collect it with the same --env, --seed-start, --policy and --episodes")
-        views.append(also)
-    keep = [i for i, e in enumerate(episodes) if in_scene(e)]
-    views = [[v[i] for i in keep] for v in views]
+        raise SimjepaError("the encoder read-out needs --encoder")
+    env_id, views, dropped = load_views(args.data, args.also, args.episodes)
     kept = views[0]
+    render = int(kept[0].frames.shape[1])
+    if args.cnn_size > render:
+        raise SimjepaError(f"--cnn-size {args.cnn_size} is larger than the frames ({render} px)")
     targets = {"cube": [e.obj for e in kept], "ee": [e.ee for e in kept], "gripper": [e.gripper for e in kept]}
     arm = [np.linalg.norm(e.ee[:, :2] - e.obj[:, :2], axis=1) for e in kept]
-    hidden = [float(np.mean([(redness(e.frames).sum((1, 2)) == 0).mean() for e in v])) for v in views]
-    hidden_all = float(np.mean(np.concatenate([np.all([redness(v[i].frames).sum((1, 2)) == 0 for v in views], 0)
-                                               for i in range(len(kept))])))
-    result: dict = {"data": [args.data] + ([args.also] if args.also else []), "env": env_id,
-                    "render_size": int(kept[0].frames.shape[1]), "episodes_used": len(kept),
-                    "episodes_dropped_object_left_scene": len(episodes) - len(kept),
-                    "cube_hidden_fraction": {"per_view": hidden, "every_view": hidden_all}, "readouts": {}}
-    print(f"cube hidden in {100 * hidden_all:.1f} % of frames (per view: {', '.join(f'{100 * h:.1f} %' for h in hidden)})")
-    if args.encoder:
-        result["encoder"] = identity
+    hidden = hidden_fractions(views)
+    print(f"cube hidden in {100 * hidden['every_view']:.1f} % of frames (per view: "
+          f"{', '.join(f'{100 * h:.1f} %' for h in hidden['per_view'])})")
+    result: dict = {"data": [args.data] + ([args.also] if args.also else []), "env": env_id, "render_size": render,
+                    "episodes_used": len(kept), "episodes_dropped_object_left_scene": dropped,
+                    "cube_hidden_fraction": hidden, "readouts": {},
+                    **({"encoder": identity} if identity else {}), "command": command_line(), "complete": False}
+    names = args.readouts or list(readouts)
     for name in names:
         fn, goals = readouts[name]
         goals = tuple(g for g in goals if args.targets is None or g in args.targets)
         if not goals:
             continue
+        print(f"{name}:", flush=True)
         t0 = time.perf_counter()
         if name == "cnn":  # views side by side as channels
             x = [np.concatenate([fn(v[i].frames) for v in views], -1) for i in range(len(kept))]
             row = {"input": list(x[0].shape[1:]), **train_cnn(x, {k: targets[k] for k in goals})}
             for target in goals:
                 print(f"  {target}: R^2 {row[target]['r2']:.3f} (cnn, epoch {row[target]['best_epoch']})", flush=True)
-            row["seconds"] = round(time.perf_counter() - t0, 1)
-            result["readouts"][name] = row
-            continue
-        feats = [np.concatenate([fn(v[i].frames) for v in views], 1) for i in range(len(kept))]
-        row = {"features": int(feats[0].shape[1])}
-        for target in goals:
-            print(f"{name}: ridge on {sum(len(f) for f in feats)} frames x {feats[0].shape[1]} features -> {target}", flush=True)
-            r = probe_features(feats, targets[target], arm_distance=arm if target == "cube" else None)
-            row[target] = {k: r[k] for k in ("r2", "r2_clipped", "rmse_m", "alpha", "frames")}
-            row[target].update({k: r[k] for k in ("rmse_by_arm_distance",) if k in r})
-            print(f"  {target}: R^2 {r['r2']:.3f} (clipped {r['r2_clipped']:.3f}), rmse {r['rmse_m']:.4f}", flush=True)
-        row["seconds"] = round(time.perf_counter() - t0, 1)
-        result["readouts"][name] = row
-    result["command"] = command_line()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+        else:
+            row = ridge_row([np.concatenate([fn(v[i].frames) for v in views], 1) for i in range(len(kept))],
+                            goals, targets, arm)
+        result["readouts"][name] = {**row, "seconds": round(time.perf_counter() - t0, 1)}
+        result["complete"] = name == names[-1]
+        write_json(args.out, result)  # a killed run keeps the read-outs it finished
     print(f"-> {args.out}")
 
 
