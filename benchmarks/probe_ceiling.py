@@ -54,7 +54,7 @@ from planning.probe_episodes import load_probe_episodes  # noqa: E402
 from planning.provenance import command_line  # noqa: E402
 from simjepa_core.atomic import write_json  # noqa: E402
 from simjepa_core.errors import SimjepaError  # noqa: E402
-from world_model.probe import ProbeEpisode, in_scene, probe_features  # noqa: E402
+from world_model.probe import ProbeEpisode, in_scene, pooled_features, probe_features  # noqa: E402
 
 GRID = 8  # the model's token grid (64 px / patch 8, 128 / 16, 256 / 32)
 POOL = 4  # simjepa probe's pooled cells
@@ -90,8 +90,8 @@ def red_tokens(frames: np.ndarray) -> np.ndarray:
 
 
 def red_pooled(frames: np.ndarray) -> np.ndarray:
-    cells = _area(redness(frames)[..., None], POOL).reshape(len(frames), -1)
-    return np.concatenate([cells.mean(1, keepdims=True), cells], 1)
+    """The 8x8 cells' redness as one-channel tokens, pooled by the probe's own ``pooled_features``."""
+    return pooled_features(torch.from_numpy(red_tokens(frames))[..., None], (GRID, GRID), POOL).numpy()
 
 
 def red_centroid(frames: np.ndarray) -> np.ndarray:
